@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Stage runs one configured stage: it reads the job's inputs and writes its outputs.
+// Like http.Handler, it is the whole contract between the engine and a stage.
+type Stage interface {
+	Run(ctx context.Context, job *Job) error
+}
+
+// StageFunc adapts a function to Stage.
+type StageFunc func(ctx context.Context, job *Job) error
+
+// Run calls f(ctx, job).
+func (f StageFunc) Run(ctx context.Context, job *Job) error { return f(ctx, job) }
+
+// Kind is a stage kind: what `uses:` names in a config. Kinds register themselves at init.
+type Kind struct {
+	Name string
+	Doc  string // one paragraph for `cocoflow stages`
+	// Version is part of every output fingerprint: bump it when the kind's output for the same
+	// inputs and parameters changes, so existing outputs are recomputed.
+	Version string
+	Params  ParamSpec
+	Inputs  []Port
+	Outputs []Port
+	// Sharded kinds produce output shard i from input shard i alone (or, without inputs, from
+	// the seed and i alone), so they can run a slice of shards with --shard-index/--shard-count.
+	Sharded bool
+	// Check validates parameter combinations beyond types and bounds (optional); it runs at
+	// config load, so `cocoflow validate` reports it with the stage's line.
+	Check func(params any) error
+	// New builds the stage for validated params (a *P of the Params struct).
+	New func(params any) (Stage, error)
+}
+
+// Port is a named input or output dataset of a kind.
+type Port struct {
+	Name     string
+	Doc      string
+	Optional bool
+	// Schema is a zero row value (a struct with parquet tags) documenting the dataset's rows.
+	Schema any
+}
+
+func (k *Kind) input(name string) (Port, bool)  { return findPort(k.Inputs, name) }
+func (k *Kind) output(name string) (Port, bool) { return findPort(k.Outputs, name) }
+
+func findPort(ports []Port, name string) (Port, bool) {
+	for _, p := range ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+func portNames(ports []Port) []string {
+	names := make([]string, len(ports))
+	for i, p := range ports {
+		names[i] = p.Name
+	}
+	return names
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]*Kind{}
+)
+
+// Register adds a stage kind. It panics on a duplicate name or an incomplete declaration:
+// registration happens at init, so that is a programming error.
+func Register(k *Kind) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if k.Name == "" || k.New == nil || k.Version == "" {
+		panic(fmt.Sprintf("pipeline.Register: kind %q needs Name, Version and New", k.Name))
+	}
+	if _, dup := registry[k.Name]; dup {
+		panic(fmt.Sprintf("pipeline.Register: kind %q registered twice", k.Name))
+	}
+	if len(k.Outputs) == 0 {
+		panic(fmt.Sprintf("pipeline.Register: kind %q declares no outputs", k.Name))
+	}
+	registry[k.Name] = k
+}
+
+// Lookup returns the registered kind with the given name.
+func Lookup(name string) (*Kind, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	k, ok := registry[name]
+	return k, ok
+}
+
+// KindNames lists the registered kinds, sorted.
+func KindNames() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
