@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+)
+
+// FitOptions configure Fit.
+type FitOptions struct {
+	Steps           int               // total optimizer steps of the run (not of this call)
+	CheckpointDir   string            // where checkpoints go; "" for none
+	CheckpointEvery int               // steps between checkpoints (0: only at the end)
+	Meta            map[string]string // stored with every checkpoint
+}
+
+// StepFunc makes the inputs of step k (0-based). Batches must be a function of k alone (for
+// example drawn from a generator seeded with k), so that a resumed run sees the same data as
+// an uninterrupted one.
+type StepFunc func(step int) ([]any, error)
+
+// ReportFunc receives the outputs of a step (outputs[0] is the loss) as float64 scalars.
+type ReportFunc func(step int, outputs []float64, elapsed time.Duration)
+
+// Fit runs a training loop on ctx: graphFn (a context.NewExec graph function whose first output
+// is the scalar loss and which applies the optimizer update itself) is compiled once and called
+// for the remaining steps. If CheckpointDir holds a checkpoint, ctx is restored from it first and
+// training continues at its global step; a checkpoint is written every CheckpointEvery steps,
+// at the end, and when runCtx is cancelled (the run then returns runCtx's error). A run killed
+// hard loses at most the steps since the last checkpoint.
+func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc, opt FitOptions, report ReportFunc) error {
+	if opt.Steps < 1 {
+		return fmt.Errorf("fit: steps must be at least 1, got %d", opt.Steps)
+	}
+	if opt.CheckpointDir != "" {
+		if _, err := os.Stat(filepath.Join(opt.CheckpointDir, CheckpointFile)); err == nil {
+			if _, err := Load(ctx, opt.CheckpointDir); err != nil {
+				return fmt.Errorf("fit: resume: %w", err)
+			}
+		}
+	}
+	start := int(optimizers.GetGlobalStep(ctx))
+	if start >= opt.Steps {
+		return nil
+	}
+	b, err := Backend()
+	if err != nil {
+		return err
+	}
+	exec, err := mlctx.NewExecAny(b, ctx.Reuse(), graphFn)
+	if err != nil {
+		return fmt.Errorf("fit: build the training graph: %w", err)
+	}
+	defer exec.Finalize()
+	save := func(step int) error {
+		if opt.CheckpointDir == "" {
+			return nil
+		}
+		meta := map[string]string{"step": strconv.Itoa(step)}
+		for k, v := range opt.Meta {
+			meta[k] = v
+		}
+		return Save(ctx, opt.CheckpointDir, meta)
+	}
+	t0 := time.Now()
+	for step := start; step < opt.Steps; step++ {
+		if err := runCtx.Err(); err != nil {
+			if saveErr := save(step); saveErr != nil {
+				return errors.Join(err, saveErr)
+			}
+			return err
+		}
+		inputs, err := next(step)
+		if err != nil {
+			return fmt.Errorf("fit: batch of step %d: %w", step, err)
+		}
+		outs, err := exec.Exec(inputs...)
+		if err != nil {
+			return fmt.Errorf("fit: step %d: %w", step, err)
+		}
+		if report != nil {
+			vals := make([]float64, len(outs))
+			for i, o := range outs {
+				vals[i] = scalar(o)
+			}
+			report(step, vals, time.Since(t0))
+		}
+		for _, o := range outs {
+			o.FinalizeAll()
+		}
+		if opt.CheckpointEvery > 0 && (step+1)%opt.CheckpointEvery == 0 && step+1 < opt.Steps {
+			if err := save(step + 1); err != nil {
+				return err
+			}
+		}
+	}
+	return save(opt.Steps)
+}
+
+// scalar reads a scalar tensor of any float or int dtype as float64 (NaN for non-scalars).
+func scalar(t *tensors.Tensor) float64 {
+	if t.Shape().Size() != 1 {
+		return nanValue
+	}
+	switch v := t.Value().(type) {
+	case float32:
+		return float64(v)
+	case float64:
+		return v
+	case int32:
+		return float64(v)
+	case int64:
+		return float64(v)
+	}
+	return nanValue
+}
+
+var nanValue = math.NaN()
