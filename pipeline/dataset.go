@@ -358,3 +358,6 @@ func removeTemps(dir string) {
 		}
 	}
 }
+
+// schemaOfValue returns the Parquet schema of a row value's type.
+func schemaOfValue(row any) string { return parquet.SchemaOf(row).String() }

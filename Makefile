@@ -1,0 +1,37 @@
+# cocoflow — make targets for the things a person does.
+SHELL := bash
+GO ?= go
+ORT_DIR := .cache/ort
+ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
+export COCOFLOW_ORT_LIB := $(abspath $(ORT_LIB))
+BIN := bin/cocoflow
+
+.PHONY: demo test bench lint build ort clean
+
+## demo: set up and run the whole tiny study (prep -> train -> eval), print Table 1
+demo: build
+	./$(BIN) run experiments/tiny/prep.yaml
+
+## test: the test suite (installs ONNX Runtime into .cache/ort first)
+test: ort
+	$(GO) test -count=1 ./...
+
+## bench: throughput and latency benchmarks
+bench: ort build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./pipeline/... ./stages/... ./models/...
+
+## lint: gofmt and go vet
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cocoflow
+
+ort: $(ORT_LIB)
+$(ORT_LIB):
+	bash tools/install-ort.sh $(ORT_DIR)
+
+clean:
+	rm -rf bin runs

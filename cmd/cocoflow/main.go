@@ -1,0 +1,242 @@
+// Command cocoflow runs the CoCoIns study as composable stages that exchange Parquet shards:
+//
+//	cocoflow run experiments/tiny/prep.yaml    # images -> captions -> masks -> latents -> triplets
+//	cocoflow run experiments/tiny/train.yaml   # the mapping network, trained contrastively
+//	cocoflow run experiments/tiny/eval.yaml    # generate with subject codes, score, write tables
+//
+// Exit status: 0 on success; 1 with a one-line cause on stderr on any failure; 2 for usage errors.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/cocoflow/cocoflow/pipeline"
+	_ "github.com/cocoflow/cocoflow/stages" // registers every stage kind
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newApp().RunContext(ctx, os.Args)
+	if err == nil {
+		return
+	}
+	var usage usageError
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	fmt.Fprintln(os.Stderr, "cocoflow: "+msg)
+	if errors.As(err, &usage) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "cocoflow",
+		Usage:                "reproduce CoCoIns (consistent subjects via contrastive instantiated concepts) as composable stages",
+		Version:              pipeline.Version,
+		HideVersion:          true,
+		EnableBashCompletion: true,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log warnings and errors only"},
+			&cli.BoolFlag{Name: "verbose", Usage: "log debug messages"},
+		},
+		Commands: []*cli.Command{
+			runCommand(),
+			validateCommand(),
+			stagesCommand(),
+			inspectCommand(),
+			tokenizeCommand(),
+			versionCommand(),
+		},
+	}
+}
+
+func logger(c *cli.Context) *slog.Logger {
+	level := slog.LevelInfo
+	switch {
+	case c.Bool("quiet"):
+		level = slog.LevelWarn
+	case c.Bool("verbose"):
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a config's stages; up-to-date stages and shards are skipped",
+		ArgsUsage: "CONFIG.yaml",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "workdir", Usage: "directory for run outputs (overrides the config's workdir, default runs/)"},
+			&cli.BoolFlag{Name: "force", Usage: "recompute stages and shards even when up to date"},
+			&cli.StringSliceFlag{Name: "only", Usage: "run only this stage (repeatable); its inputs must already exist"},
+			&cli.IntFlag{Name: "shard-index", Value: -1, Usage: "with --shard-count: run shards i where i % count == index (one worker of many)"},
+			&cli.IntFlag{Name: "shard-count", Usage: "number of workers sharing the shards (also from Slurm array / Kubernetes Indexed Job variables)"},
+			&cli.IntFlag{Name: "workers", Usage: "shards processed concurrently per stage (default: GOMAXPROCS)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("run: want exactly one config file, got %d arguments", c.NArg())
+			}
+			cfg, err := pipeline.LoadConfig(c.Args().First())
+			if err != nil {
+				return err
+			}
+			slice, err := sliceOf(c)
+			if err != nil {
+				return err
+			}
+			opt := pipeline.Options{
+				Workdir: c.String("workdir"),
+				Force:   c.Bool("force"),
+				Only:    c.StringSlice("only"),
+				Slice:   slice,
+				Workers: c.Int("workers"),
+				Log:     logger(c),
+				Args:    os.Args,
+			}
+			if term.IsTerminal(int(os.Stderr.Fd())) && !c.Bool("quiet") {
+				opt.Terminal = os.Stderr
+			}
+			_, err = pipeline.Run(c.Context, cfg, opt)
+			return err
+		},
+	}
+}
+
+func sliceOf(c *cli.Context) (pipeline.Slice, error) {
+	if c.IsSet("shard-index") || c.IsSet("shard-count") {
+		if !c.IsSet("shard-index") || !c.IsSet("shard-count") {
+			return pipeline.Slice{}, usagef("--shard-index and --shard-count go together")
+		}
+		s := pipeline.Slice{Index: c.Int("shard-index"), Count: c.Int("shard-count")}
+		if s.Count < 1 {
+			return s, usagef("--shard-count must be at least 1")
+		}
+		return s, s.Validate()
+	}
+	s, _, err := pipeline.SliceFromEnv(os.Getenv)
+	return s, err
+}
+
+func validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check configs (syntax, stage kinds, parameters, inputs, cycles) without running them",
+		ArgsUsage: "CONFIG.yaml...",
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("validate: want one or more config files")
+			}
+			var failed []string
+			for _, path := range c.Args().Slice() {
+				cfg, err := pipeline.LoadConfig(path)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					failed = append(failed, path)
+					continue
+				}
+				order, _ := cfg.Order()
+				ids := make([]string, len(order))
+				for i, sc := range order {
+					ids[i] = sc.ID
+				}
+				fmt.Printf("ok  %s  run %q: %s\n", path, cfg.Name, strings.Join(ids, " -> "))
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d configs invalid: %s", len(failed), c.NArg(), strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+}
+
+func stagesCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "stages",
+		Usage:     "list the stage kinds with their inputs, outputs and parameters",
+		ArgsUsage: "[KIND...]",
+		Action: func(c *cli.Context) error {
+			names := c.Args().Slice()
+			detail := len(names) > 0
+			if !detail {
+				names = pipeline.KindNames()
+			}
+			for i, name := range names {
+				k, ok := pipeline.Lookup(name)
+				if !ok {
+					return fmt.Errorf("no stage kind %q (kinds: %s)", name, strings.Join(pipeline.KindNames(), ", "))
+				}
+				if i > 0 {
+					fmt.Println()
+				}
+				fmt.Print(pipeline.DescribeKind(k, detail))
+			}
+			return nil
+		},
+	}
+}
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show a dataset's or shard's schema, row count and first rows",
+		ArgsUsage: "PATH",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "rows", Aliases: []string{"n"}, Value: 3, Usage: "rows to print"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("inspect: want one dataset directory or shard file")
+			}
+			return pipeline.Inspect(c.Context, c.Args().First(), c.Int("rows"), os.Stdout)
+		},
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version of cocoflow, Go and the engines",
+		Action: func(c *cli.Context) error {
+			b := pipeline.CurrentBuild()
+			fmt.Printf("cocoflow %s\n", b.Cocoflow)
+			if b.Revision != "" {
+				mod := ""
+				if b.Modified {
+					mod = " (modified)"
+				}
+				fmt.Printf("revision %s%s\n", b.Revision, mod)
+			}
+			fmt.Printf("go %s %s/%s\n", b.Go, b.OS, b.Arch)
+			for _, m := range []string{"github.com/gomlx/gomlx", "github.com/gomlx/onnx-gomlx", "github.com/yalue/onnxruntime_go", "github.com/parquet-go/parquet-go", "github.com/apache/arrow-go/v18"} {
+				if v, ok := b.Modules[m]; ok {
+					fmt.Printf("%s %s\n", m, v)
+				}
+			}
+			for k, v := range b.Extra {
+				fmt.Printf("%s %s\n", k, v)
+			}
+			return nil
+		},
+	}
+}

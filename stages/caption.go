@@ -1,0 +1,142 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync/atomic"
+	"time"
+
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/cocoflow/cocoflow/models/captioner"
+	"github.com/cocoflow/cocoflow/pipeline"
+)
+
+type captionParams struct {
+	Backend     string        `param:"backend" default:"template" enum:"template,openai" doc:"template (from attributes) or openai (a vision-language model behind an OpenAI-compatible server)"`
+	PerImage    int           `param:"per_image" default:"2" min:"2" max:"16" doc:"captions per image (CoCoIns pairs two different captions of one image)"`
+	BaseURL     string        `param:"base_url" default:"http://localhost:8000/v1" doc:"openai: server base URL (vLLM, llama.cpp server, Ollama /v1)"`
+	Model       string        `param:"model" default:"llava-hf/llava-v1.6-mistral-7b-hf" doc:"openai: model name as the server knows it"`
+	Prompts     []string      `param:"prompts" doc:"openai: one instruction per caption (default: two built-in instructions)"`
+	APIKeyEnv   string        `param:"api_key_env" default:"" fingerprint:"-" doc:"openai: environment variable holding a bearer token"`
+	MaxTokens   int           `param:"max_tokens" default:"77" min:"8" doc:"openai: tokens per caption"`
+	Temperature float64       `param:"temperature" default:"0.7" min:"0" max:"2" doc:"openai: sampling temperature"`
+	Concepts    []string      `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words a caption must contain one of"`
+	Concurrency int           `param:"concurrency" default:"4" min:"1" fingerprint:"-" doc:"openai: requests in flight"`
+	Timeout     time.Duration `param:"timeout" default:"60s" fingerprint:"-" doc:"openai: per request"`
+	Retries     int           `param:"retries" default:"4" min:"0" fingerprint:"-" doc:"openai: retries on network errors, 429 and 5xx"`
+}
+
+func init() {
+	pipeline.Register(&pipeline.Kind{
+		Name:    "caption",
+		Version: "1",
+		Doc: "Writes per_image different captions per image, each containing the image's concept word " +
+			"(recorded with its byte offset). Backends: template (attribute phrases; never all of an " +
+			"identity's attributes) and openai (LLaVA-NeXT or any vision-language model behind an " +
+			"OpenAI-compatible chat-completions server). A caption the server could not make becomes a " +
+			"row with error set, not a failed run.",
+		Params:  pipeline.ParamsOf[captionParams](),
+		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
+		Outputs: []pipeline.Port{{Name: "captions", Doc: "per_image rows per image", Schema: CaptionRow{}}},
+		Sharded: true,
+		New: func(params any) (pipeline.Stage, error) {
+			p := params.(*captionParams)
+			capt, backend, err := newCaptioner(p)
+			if err != nil {
+				return nil, err
+			}
+			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
+				return runCaption(ctx, job, p, capt, backend)
+			}), nil
+		},
+	})
+}
+
+func newCaptioner(p *captionParams) (captioner.Captioner, string, error) {
+	if p.Backend == "template" {
+		return captioner.NewTemplate(), "template", nil
+	}
+	c, err := captioner.NewOpenAI(captioner.OpenAIConfig{
+		BaseURL: p.BaseURL, Model: p.Model, Prompts: p.Prompts, APIKeyEnv: p.APIKeyEnv,
+		MaxTokens: p.MaxTokens, Temperature: p.Temperature, Concurrency: p.Concurrency,
+		Timeout: p.Timeout, Retries: p.Retries, Concepts: p.Concepts,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return c, "openai:" + p.Model, nil
+}
+
+func runCaption(ctx context.Context, job *pipeline.Job, p *captionParams, capt captioner.Captioner, backend string) error {
+	in := job.Input("images")
+	// Rows of a shard are captioned concurrently (a server is slow per request, fast in
+	// aggregate); the captioner bounds the requests in flight.
+	inner := p.Concurrency
+	if p.Backend == "template" {
+		inner = 1
+	}
+	var failed atomic.Int64
+	err := pipeline.MapShards(ctx, job, job.Output("captions"), in.NumShards(), func(ctx context.Context, shard int) ([]CaptionRow, error) {
+		images, err := pipeline.ReadShard[ImageRow](in, shard)
+		if err != nil {
+			return nil, err
+		}
+		perImage := make([][]CaptionRow, len(images))
+		pl := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(inner)
+		for i, im := range images {
+			pl.Go(func(ctx context.Context) error {
+				rows, err := captionImage(ctx, capt, backend, p.PerImage, job.Seed, im)
+				perImage[i] = rows
+				return err
+			})
+		}
+		if err := pl.Wait(); err != nil {
+			return nil, err
+		}
+		var out []CaptionRow
+		for _, rows := range perImage {
+			for _, r := range rows {
+				if r.Error != "" {
+					failed.Add(1)
+				}
+			}
+			out = append(out, rows...)
+		}
+		return out, nil
+	})
+	if n := failed.Load(); n > 0 {
+		job.Log.Warn("captions could not be made; their rows carry the error", "count", n)
+		job.Record("caption_errors", n)
+	}
+	return err
+}
+
+// captionImage returns exactly n rows for one image; captions that failed carry their error.
+func captionImage(ctx context.Context, capt captioner.Captioner, backend string, n int, seed uint64, im ImageRow) ([]CaptionRow, error) {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "caption/%d/%s", seed, im.ID)
+	caps, err := capt.Caption(ctx, captioner.Request{
+		ID: im.ID, Image: im.Image, Class: im.Class, Scene: im.Scene, Attributes: im.Attributes,
+		Seed: h.Sum64(), N: n,
+	})
+	var ce *captioner.CaptionError
+	if err != nil && !errors.As(err, &ce) {
+		return nil, fmt.Errorf("image %s: %w", im.ID, err)
+	}
+	rows := make([]CaptionRow, n)
+	for k := range rows {
+		rows[k] = CaptionRow{ID: im.ID, K: int32(k), Backend: backend, ConceptStart: -1}
+		if k < len(caps) && caps[k].Text != "" {
+			rows[k].Text, rows[k].Concept, rows[k].ConceptStart = caps[k].Text, caps[k].Concept, int32(caps[k].ConceptStart)
+			continue
+		}
+		rows[k].Error = "no caption"
+		if ce != nil {
+			rows[k].Error = ce.Error()
+		}
+	}
+	return rows, nil
+}
