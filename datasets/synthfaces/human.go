@@ -43,6 +43,11 @@ func drawHuman(c *canvas, id *Identity, v *variation) {
 	c.paint(bf, shoulders, v.shirtCol, 1, true)
 	c.paint(bf, rect{-neckW, 0.3, neckW, 1.4}, shade, 1, true)
 	c.paint(bf, and{ellipse{0, 1.36, neckW + 0.1, 0.22}, shoulders}, shade, 1, true)
+	if p.hood {
+		// The hood of a hoodie, behind the head: a ring in the shirt colour framing the
+		// face, which makes "person" a class of its own rather than a man or woman.
+		c.paint(hf, ellipse{0, 0.1, W + 0.46, 1.36}, v.shirtCol.scale(0.78), 1, true)
+	}
 
 	// Hair behind the head.
 	switch style {

@@ -27,6 +27,7 @@ type params struct {
 
 	// humans
 	child            bool
+	hood             bool // "person" identities wear a hoodie whose hood frames the head
 	fem              float32 // 0 = masculine build .. 1 = feminine build
 	skin, hair, lip  rgb
 	hairStyle, brows string
@@ -105,6 +106,7 @@ func drawHumanIdentity(r *rand.Rand, id *Identity) {
 	a := id.Attributes
 	class := id.Class
 	p.child = class == "boy" || class == "girl"
+	p.hood = class == "person"
 	switch class {
 	case "man":
 		p.fem = 0
