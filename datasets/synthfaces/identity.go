@@ -27,7 +27,7 @@ type params struct {
 
 	// humans
 	child            bool
-	hood             bool // "person" identities wear a hoodie whose hood frames the head
+	hood             bool    // "person" identities wear a hoodie whose hood frames the head
 	fem              float32 // 0 = masculine build .. 1 = feminine build
 	skin, hair, lip  rgb
 	hairStyle, brows string
