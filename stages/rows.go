@@ -43,3 +43,45 @@ type MaskRow struct {
 	Coverage float32 `parquet:"coverage"` // fraction of subject pixels
 	Error    string  `parquet:"error"`    // why there is no mask; "" when there is
 }
+
+// LatentRow is an image's latent and its subject mask at latent resolution (output "latents" of
+// encode).
+type LatentRow struct {
+	ID        string    `parquet:"id"`              // image id
+	Family    string    `parquet:"family"`          // model family whose autoencoder made the latent
+	Shape     []int32   `parquet:"shape,list"`      // latent shape, e.g. [8 8 48]
+	Latent    []float32 `parquet:"latent,list"`     // row-major latent values
+	MaskShape []int32   `parquet:"mask_shape,list"` // [h w] of the latent-resolution mask
+	Mask      []float32 `parquet:"mask,list"`       // subject fraction per latent cell, in [0, 1]
+}
+
+// TokenRow is one caption tokenized for a family's text encoder (output "tokens" of encode).
+type TokenRow struct {
+	ID         string  `parquet:"id"`          // image id
+	K          int32   `parquet:"k"`           // caption index
+	Text       string  `parquet:"text"`        // the caption
+	Concept    string  `parquet:"concept"`     // concept word
+	IDs        []int32 `parquet:"ids,list"`    // token ids, BOS..EOS, at most the encoder's max length, unpadded
+	ConceptPos int32   `parquet:"concept_pos"` // token index of the concept word's first token; -1 if skipped
+	Error      string  `parquet:"error"`       // why the caption cannot be used; "" when it can
+}
+
+// TripletRow is one CoCoIns training example (output "triplets" of triplets): an image latent
+// with its subject mask and two different captions of it, P1 and P2, with the concept token
+// positions i and j (paper §3.3, "Constructing Triplets").
+type TripletRow struct {
+	ID        string    `parquet:"id"`              // image id
+	Identity  int64     `parquet:"identity"`        // for metrics only: training never reads it
+	Class     string    `parquet:"class"`           // concept class of the image
+	Split     string    `parquet:"split"`           // train or val, deterministic from the image id
+	Shape     []int32   `parquet:"shape,list"`      // latent shape
+	Latent    []float32 `parquet:"latent,list"`     // image latent x
+	MaskShape []int32   `parquet:"mask_shape,list"` // [h w]
+	Mask      []float32 `parquet:"mask,list"`       // subject mask m at latent resolution
+	P1        string    `parquet:"p1"`              // caption P1
+	P1IDs     []int32   `parquet:"p1_ids,list"`     // its token ids
+	I         int32     `parquet:"i"`               // concept position in P1
+	P2        string    `parquet:"p2"`              // caption P2 (≠ P1)
+	P2IDs     []int32   `parquet:"p2_ids,list"`     // its token ids
+	J         int32     `parquet:"j"`               // concept position in P2
+}

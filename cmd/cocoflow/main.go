@@ -45,7 +45,7 @@ type usageError struct{ error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "cocoflow",
 		Usage:                "reproduce CoCoIns (consistent subjects via contrastive instantiated concepts) as composable stages",
 		Version:              pipeline.Version,
@@ -67,6 +67,10 @@ func newApp() *cli.App {
 			versionCommand(),
 		},
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	return app
 }
 
 func logger(c *cli.Context) *slog.Logger {
