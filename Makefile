@@ -6,7 +6,7 @@ ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
 export COCOFLOW_ORT_LIB := $(abspath $(ORT_LIB))
 BIN := bin/cocoflow
 
-.PHONY: demo test bench lint build ort clean
+.PHONY: demo test bench lint build ort clean prep check-shards
 
 ## demo: set up and run the whole tiny study (prep -> train -> eval), print Table 1
 demo: build
@@ -25,6 +25,14 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+## prep: the tiny data preparation alone (images -> captions -> masks -> latents -> triplets)
+prep: build
+	./$(BIN) run experiments/tiny/prep.yaml
+
+## check-shards: read every prep shard with DuckDB (an independent Parquet reader)
+check-shards: prep
+	bash tools/check-shards.sh runs/tiny-prep
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cocoflow
