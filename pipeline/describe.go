@@ -23,13 +23,15 @@ func DescribeKind(k *Kind, detail bool) string {
 			return
 		}
 		fmt.Fprintf(&b, "  %s:\n", label)
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, p := range ps {
 			opt := ""
 			if p.Optional {
 				opt = " (optional)"
 			}
-			fmt.Fprintf(&b, "    %s%s  %s\n", p.Name, opt, p.Doc)
+			fmt.Fprintf(tw, "    %s%s\t%s\n", p.Name, opt, p.Doc)
 		}
+		tw.Flush()
 	}
 	ports("inputs", k.Inputs)
 	ports("outputs", k.Outputs)
