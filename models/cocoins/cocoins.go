@@ -1,0 +1,263 @@
+// Package cocoins holds the training objective of Contrastive Concept Instantiation (paper
+// §3.2–3.3) as GoMLX graph functions, written to be read against the paper: equation numbers
+// are in the comments. It knows the generator only through models/family, so the same code
+// trains a mapper for the tiny family and for SDXL.
+package cocoins
+
+import (
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/mapper"
+)
+
+// Options select the loss and its ablations (paper Tables 3–5).
+type Options struct {
+	// Negative is the form of the negative term of L_con: "reciprocal" (eq. 7, λ_neg / D−),
+	// "subtract" (the common triplet form max(0, D+ − λ_neg·D− + Margin)), or "none" (positive
+	// distance only: Table 3's "Pos").
+	Negative string
+	Margin   float64
+	// Distance is L_dis: "mse", "l1" or "cosine".
+	Distance string
+	// UseMask computes distances on the subject only (D^m); false compares whole latents.
+	UseMask bool
+	// Background adds L_back (eq. 8).
+	Background bool
+	// LambdaCon and LambdaBack weigh the two losses (eq. 9).
+	LambdaCon, LambdaBack float64
+	// SamePrompt builds the positive from P1 instead of P2; SameNoise noises it with ε1
+	// instead of ε2 (Table 5).
+	SamePrompt, SameNoise bool
+	// Delta keeps the reciprocal finite: λ_neg / (D− + Delta).
+	Delta float64
+}
+
+// DefaultOptions is the paper's full method: reciprocal negatives, masked MSE, background loss.
+func DefaultOptions() Options {
+	return Options{Negative: "reciprocal", Margin: 0.1, Distance: "mse", UseMask: true, Background: true, LambdaCon: 1, LambdaBack: 1, Delta: 1e-4}
+}
+
+// Validate names the first bad option.
+func (o Options) Validate() error {
+	switch o.Negative {
+	case "reciprocal", "subtract", "none":
+	default:
+		return fmt.Errorf("negative must be reciprocal, subtract or none, got %q", o.Negative)
+	}
+	switch o.Distance {
+	case "mse", "l1", "cosine":
+	default:
+		return fmt.Errorf("distance must be mse, l1 or cosine, got %q", o.Distance)
+	}
+	if o.Delta <= 0 {
+		return fmt.Errorf("delta must be positive, got %g", o.Delta)
+	}
+	return nil
+}
+
+// Batch holds the graph inputs of one training step for B triplets. The host makes the
+// random draws (z, ε, t) and the insertion plans, so that a step is a pure function of them.
+type Batch struct {
+	X      *Node // [B, latent...] image latents x
+	Mask   *Node // [B, ...] subject mask m, broadcastable to x (e.g. [B, h, w, 1])
+	IDs1   *Node // [B, L] int32 token ids of P1 (padded)
+	IDs2   *Node // [B, L] int32 token ids of P2
+	Ins1   *Node // [B, L, L+1] one-hot plan inserting one word at i into P1 (models/prompt.OneHot)
+	Ins2   *Node // [B, L, L+1] the plan inserting at j into P2
+	EOS1   *Node // [B] int32 EOS index of P1 as tokenized
+	EOS2   *Node // [B] int32 EOS index of P2
+	EOS1w  *Node // [B] int32 EOS index of P1 after the insertion (moved by +1)
+	EOS2w  *Node // [B] int32 EOS index of P2 after the insertion
+	Z1, Z2 *Node // [B, c] latent codes z1, z2 ~ N(0, I)
+	Eps1   *Node // [B, latent...] noise ε1
+	Eps2   *Node // [B, latent...] noise ε2
+	T      *Node // [B] int32 timesteps
+	SqrtA  *Node // [B] float32 √ᾱ_t
+	SqrtB  *Node // [B] float32 √(1 − ᾱ_t)
+	Lambda *Node // scalar λ_neg of this step (γ (k/K)^β, computed on the host)
+}
+
+// Terms are the loss and its parts, each a scalar averaged over the batch.
+type Terms struct {
+	Loss *Node // L (eq. 9)
+	Con  *Node // L_con (eq. 7)
+	Pos  *Node // D(x̂*, x̂+), the positive distance
+	Neg  *Node // D(x̂*, x̂−), the negative distance
+	Back *Node // L_back (eq. 8); zero when disabled
+}
+
+// Loss builds L for one batch. ctx is the training context: it holds the frozen generator's
+// variables and the mapper's (under mapper.Scope), the only trainable ones.
+func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch, o Options) Terms {
+	gr := b.X.Graph()
+
+	// Eq. 3: pseudo-words w = f(z), one vector per text encoder.
+	w1 := mapper.Build(ctx, mcfg, b.Z1)
+	w2 := mapper.Build(ctx.Reuse(), mcfg, b.Z2)
+
+	// Token embeddings of the two captions, before position embeddings.
+	e1 := g.Embed(ctx, b.IDs1)
+	e2 := g.Embed(ctx, b.IDs2)
+
+	// Eq. 5: e* = ins(e1, w1, i), e+ = ins(e2, w1, j), e− = ins(e1, w2, i).
+	posE, posIns, posEOS := e2, b.Ins2, b.EOS2w
+	if o.SamePrompt {
+		posE, posIns, posEOS = e1, b.Ins1, b.EOS1w
+	}
+	anchor := insertAll(e1, w1, b.Ins1)
+	positive := insertAll(posE, w1, posIns)
+	negative := insertAll(e1, w2, b.Ins1)
+
+	// The three prompts go through the text encoder and the denoiser as one batch of 3B.
+	embeds := make([]*Node, len(anchor))
+	for k := range anchor {
+		embeds[k] = Concatenate([]*Node{anchor[k], positive[k], negative[k]}, 0)
+	}
+	cond := g.Encode(ctx, embeds, Concatenate([]*Node{b.EOS1w, posEOS, b.EOS1w}, 0))
+
+	// Eq. 6: x_t* = √ᾱ x + √(1−ᾱ) ε1, x_t+ with ε2, x_t− = x_t*.
+	posEps := b.Eps2
+	if o.SameNoise {
+		posEps = b.Eps1
+	}
+	xtAnchor := addNoise(b.X, b.Eps1, b.SqrtA, b.SqrtB)
+	xtPos := addNoise(b.X, posEps, b.SqrtA, b.SqrtB)
+	xt := Concatenate([]*Node{xtAnchor, xtPos, xtAnchor}, 0)
+	t3 := Concatenate([]*Node{b.T, b.T, b.T}, 0)
+	sa3 := Concatenate([]*Node{b.SqrtA, b.SqrtA, b.SqrtA}, 0)
+	sb3 := Concatenate([]*Node{b.SqrtB, b.SqrtB, b.SqrtB}, 0)
+
+	// DDIM approximation x̂ = (x_t − √(1−ᾱ) ε̂) / √ᾱ of each prediction (§3.3).
+	x0 := predictX0(g.Info().Prediction, xt, g.Denoise(ctx, xt, t3, cond), sa3, sb3)
+	B := b.X.Shape().Dimensions[0]
+	xAnchor := SliceAxis(x0, 0, AxisRange(0, B))
+	xPos := SliceAxis(x0, 0, AxisRange(B, 2*B))
+	xNeg := SliceAxis(x0, 0, AxisRange(2*B, 3*B))
+
+	// Eq. 7 with the subject mask: L_con = D^m(x̂*, x̂+) + λ_neg / D^m(x̂*, x̂−).
+	m := b.Mask
+	if !o.UseMask {
+		m = nil
+	}
+	dPos := distance(o.Distance, xAnchor, xPos, m)
+	dNeg := distance(o.Distance, xAnchor, xNeg, m)
+	var con *Node
+	switch o.Negative {
+	case "reciprocal":
+		con = Add(dPos, Div(b.Lambda, AddScalar(dNeg, o.Delta)))
+	case "subtract":
+		con = Max(AddScalar(Sub(dPos, Mul(b.Lambda, dNeg)), o.Margin), ZerosLike(dPos))
+	case "none":
+		con = dPos
+	}
+	lCon := ReduceAllMean(con)
+	loss := MulScalar(lCon, o.LambdaCon)
+
+	// Eq. 8: L_back = D^{1−m}(x̂*, x̂1) + D^{1−m}(x̂+, x̂2) + D^{1−m}(x̂−, x̂1), where x̂1, x̂2
+	// come from the same noisy latents with the unmodified prompts (no gradient needed there).
+	lBack := ScalarZero(gr, lCon.DType())
+	if o.Background {
+		refCond := g.Encode(ctx, concatEach(e1, e2), Concatenate([]*Node{b.EOS1, b.EOS2}, 0))
+		xtRef := Concatenate([]*Node{xtAnchor, xtPos}, 0)
+		sa2 := Concatenate([]*Node{b.SqrtA, b.SqrtA}, 0)
+		sb2 := Concatenate([]*Node{b.SqrtB, b.SqrtB}, 0)
+		ref := StopGradient(predictX0(g.Info().Prediction, xtRef, g.Denoise(ctx, xtRef, Concatenate([]*Node{b.T, b.T}, 0), refCond), sa2, sb2))
+		x1 := SliceAxis(ref, 0, AxisRange(0, B))
+		x2 := SliceAxis(ref, 0, AxisRange(B, 2*B))
+		back := OneMinus(b.Mask)
+		lBack = ReduceAllMean(Add(Add(
+			distance(o.Distance, xAnchor, x1, back),
+			distance(o.Distance, xPos, x2, back)),
+			distance(o.Distance, xNeg, x1, back)))
+		loss = Add(loss, MulScalar(lBack, o.LambdaBack))
+	}
+	return Terms{Loss: loss, Con: lCon, Pos: ReduceAllMean(dPos), Neg: ReduceAllMean(dNeg), Back: lBack}
+}
+
+// Insert places one pseudo-word per row into token embeddings (eq. 4): e [B, L, D], w [B, D],
+// plan [B, L, L+1] from models/prompt.OneHot; out = plan · concat(e, w) — a matrix product, so
+// gradients reach w.
+func Insert(e, w, plan *Node) *Node {
+	return Einsum("bls,bsd->bld", plan, Concatenate([]*Node{e, InsertAxes(w, 1)}, 1))
+}
+
+func insertAll(e, w []*Node, plan *Node) []*Node {
+	out := make([]*Node, len(e))
+	for k := range e {
+		out[k] = Insert(e[k], w[k], plan)
+	}
+	return out
+}
+
+func concatEach(a, b []*Node) []*Node {
+	out := make([]*Node, len(a))
+	for k := range a {
+		out[k] = Concatenate([]*Node{a[k], b[k]}, 0)
+	}
+	return out
+}
+
+// perSample reshapes a [B] vector so it broadcasts over x [B, ...].
+func perSample(v, x *Node) *Node {
+	dims := make([]int, x.Rank())
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[0] = x.Shape().Dimensions[0]
+	return Reshape(v, dims...)
+}
+
+// addNoise is eq. 1 / eq. 6: √ᾱ x + √(1−ᾱ) ε.
+func addNoise(x, eps, sa, sb *Node) *Node {
+	return Add(Mul(perSample(sa, x), x), Mul(perSample(sb, x), eps))
+}
+
+// predictX0 is the DDIM approximation of the clean latent from a denoiser output.
+func predictX0(prediction string, xt, out, sa, sb *Node) *Node {
+	a, b := perSample(sa, xt), perSample(sb, xt)
+	if prediction == "v" {
+		return Sub(Mul(a, xt), Mul(b, out)) // x̂ = √ᾱ x_t − √(1−ᾱ) v
+	}
+	return Div(Sub(xt, Mul(b, out)), a) // x̂ = (x_t − √(1−ᾱ) ε̂) / √ᾱ
+}
+
+// distance is L_dis per sample ([B]); with a mask m, L_dis^m(x, y) = L_dis(m·x, m·y) (§3.3).
+func distance(kind string, x, y, m *Node) *Node {
+	if m != nil {
+		x, y = Mul(x, m), Mul(y, m)
+	}
+	axes := make([]int, x.Rank()-1)
+	for i := range axes {
+		axes[i] = i + 1
+	}
+	switch kind {
+	case "l1":
+		return ReduceMean(Abs(Sub(x, y)), axes...)
+	case "cosine":
+		dot := ReduceSum(Mul(x, y), axes...)
+		nx := Sqrt(AddScalar(ReduceSum(Mul(x, x), axes...), 1e-8))
+		ny := Sqrt(AddScalar(ReduceSum(Mul(y, y), axes...), 1e-8))
+		return OneMinus(Div(dot, Mul(nx, ny)))
+	}
+	d := Sub(x, y)
+	return ReduceMean(Mul(d, d), axes...)
+}
+
+// LambdaNeg is the negative-distance weight schedule λ_neg = γ (k/K)^β (§4.1): it grows over
+// training so that codes are not pushed apart before the positive term shapes them. With the
+// schedule off it is the constant γ.
+func LambdaNeg(gamma, beta float64, k, K int, schedule bool) float64 {
+	if !schedule || K <= 0 {
+		return gamma
+	}
+	r := float64(k) / float64(K)
+	if r <= 0 {
+		return 0
+	}
+	return gamma * math.Pow(r, beta)
+}
