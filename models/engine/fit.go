@@ -56,7 +56,7 @@ func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc,
 	if err != nil {
 		return err
 	}
-	exec, err := mlctx.NewExecAny(b, ctx.Reuse(), graphFn)
+	exec, err := mlctx.NewExecAny(b, ctx.Checked(false), graphFn)
 	if err != nil {
 		return fmt.Errorf("fit: build the training graph: %w", err)
 	}

@@ -1,0 +1,153 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/pipeline"
+)
+
+// smallGenerator saves an untrained tiny generator small enough for tests to run in seconds.
+func smallGenerator(t *testing.T) string {
+	t.Helper()
+	tok, err := tiny.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tiny.DefaultConfig(tok.VocabSize())
+	cfg.TextWidth, cfg.TextDepth, cfg.TextHeads = 16, 1, 2
+	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim = 16, 1, 2, 2, 16
+	g, err := tiny.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "gen")
+	if err := g.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func trainConfig(genDir string, steps int) string {
+	return tinyPrep + fmt.Sprintf(`  - id: train
+    uses: train
+    inputs: {triplets: triplets}
+    with: {model_dir: %q, steps: %d, batch: 2, code_dim: 8, width: 16, checkpoint_every: 2}
+`, genDir, steps)
+}
+
+func mapperWeights(t *testing.T, dir string) []byte {
+	t.Helper()
+	rows := readAll[MapperRow](t, filepath.Join(dir, "p", "train", "mapper"))
+	if len(rows) != 1 || len(rows[0].Weights) == 0 || !strings.Contains(rows[0].Config, `"code_dim":8`) {
+		t.Fatalf("mapper rows: %d", len(rows))
+	}
+	return rows[0].Weights
+}
+
+func TestTrainStageRunsAndResumesIdentically(t *testing.T) {
+	gen := smallGenerator(t)
+	straight := t.TempDir()
+	rm, err := runConfig(t, straight, trainConfig(gen, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := rm.Stages[len(rm.Stages)-1]
+	if train.Status != pipeline.StatusRan || train.Records["frozen_generator_sha256"] == nil {
+		t.Fatalf("train stage: %+v", train)
+	}
+	logs := readAll[TrainLogRow](t, filepath.Join(straight, "p", "train", "log"))
+	if len(logs) != 6 || logs[0].LambdaNeg != 0 || logs[5].LambdaNeg <= logs[3].LambdaNeg {
+		t.Fatalf("log rows: %+v", logs)
+	}
+	for _, f := range []string{"train_log.csv", "train_loss.png"} {
+		if _, err := os.Stat(filepath.Join(straight, "p", "train", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := mapperWeights(t, straight)
+
+	// Interrupt a second run once its first checkpoint exists, then rerun it.
+	dir := t.TempDir()
+	cfg, err := pipeline.ParseConfig("test.yaml", []byte(trainConfig(gen, 6)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		ckpt := filepath.Join(dir, "p", "train", "checkpoints", "checkpoint.bin")
+		for ctx.Err() == nil {
+			if _, err := os.Stat(ckpt); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := pipeline.Run(ctx, cfg, pipeline.Options{Workdir: dir}); err == nil {
+		t.Fatal("the interrupted run should fail with the context error")
+	}
+	cancel()
+	if _, err := pipeline.Run(context.Background(), cfg, pipeline.Options{Workdir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mapperWeights(t, dir); !bytes.Equal(got, want) {
+		t.Fatal("resumed training gave different mapper weights than an uninterrupted run")
+	}
+}
+
+func TestTrainRejectsBadTriplets(t *testing.T) {
+	gen := smallGenerator(t)
+	dir := t.TempDir()
+	if _, err := runConfig(t, dir, tinyPrep); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt one triplet: a concept position outside its caption.
+	ds, err := pipeline.OpenDataset(filepath.Join(dir, "p", "triplets", "triplets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pipeline.ReadShard[TripletRow](ds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows[0].I = 40
+	rows[0].Split = "train"
+	bad := filepath.Join(t.TempDir(), "bad")
+	badCfg := fmt.Sprintf(`name: b
+stages:
+  - id: fake
+    uses: test-rows
+  - id: train
+    uses: train
+    inputs: {triplets: fake}
+    with: {model_dir: %q, steps: 1, batch: 2, code_dim: 8, width: 16}
+`, gen)
+	testRows = rows
+	_, err = runConfig(t, bad, badCfg)
+	if err == nil || !strings.Contains(err.Error(), "concept position 40 of p1") || !strings.Contains(err.Error(), rows[0].ID) {
+		t.Fatalf("want an error naming the bad triplet, got %v", err)
+	}
+}
+
+// testRows is what the test-rows kind writes: a way to hand a stage malformed input.
+var testRows []TripletRow
+
+func init() {
+	pipeline.Register(&pipeline.Kind{
+		Name: "test-rows", Version: "1", Params: pipeline.ParamsOf[struct{}](),
+		Outputs: []pipeline.Port{{Name: "rows"}},
+		New: func(any) (pipeline.Stage, error) {
+			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
+				return pipeline.WriteRows(job, job.Output("rows"), testRows, 100)
+			}), nil
+		},
+	})
+}
