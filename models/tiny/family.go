@@ -1,8 +1,6 @@
 package tiny
 
 import (
-	"fmt"
-
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/text"
 )
@@ -19,11 +17,6 @@ func init() {
 			return t, nil
 		},
 		Autoencoder: func(dir string) (family.Autoencoder, error) { return DefaultLatent, nil },
-		Generator:   loadGenerator,
+		Generator:   loadFamilyGenerator, // generator.go: dir "" loads the embedded default weights
 	})
-}
-
-// loadGenerator is replaced by the generator's loader (generator.go) when it exists.
-var loadGenerator = func(dir string) (family.Generator, error) {
-	return nil, fmt.Errorf("tiny generator not available in this build")
 }

@@ -1,0 +1,343 @@
+package tiny
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+
+	"github.com/cocoflow/cocoflow/models/diffusion"
+	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/text"
+)
+
+// Data is the pretraining set of the tiny generator: latents with their captions.
+type Data struct {
+	// Latents holds N latents of Config.LatentSize() values each ([H, W, C] row-major).
+	Latents [][]float32
+	// Captions holds, for each latent, the token ids of its captions (BOS … EOS, unpadded);
+	// every latent needs at least one. One is picked at random per step.
+	Captions [][][]int32
+}
+
+// PretrainOptions configure Pretrain. Zero fields take the defaults given.
+type PretrainOptions struct {
+	Steps           int     // optimizer steps of the whole run (2000)
+	BatchSize       int     // latents per step (32)
+	LearningRate    float64 // peak learning rate after warm-up (2e-3)
+	MinLearningRate float64 // learning rate at the end of the cosine decay (LearningRate/10)
+	WarmupSteps     int     // linear warm-up from 0 (100)
+	WeightDecay     float64 // decoupled weight decay of weight matrices, AdamW style (0.01; < 0: none)
+	Beta1, Beta2    float64 // Adam moment decays (0.9, 0.99)
+	ClipNorm        float64 // global gradient-norm clip (1; < 0: none)
+	CaptionDropout  float64 // probability of the empty caption BOS EOS, for guidance (0.1; < 0: none)
+	EMADecay        float64 // decay of the exported weight average (0.999; < 0: export raw weights)
+	MinSNRGamma     float64 // Min-SNR-γ loss weight min(SNR_t, γ)/SNR_t (Hang et al. 2023) (5; < 0: plain MSE)
+	Seed            uint64  // seed of the batches: step k draws from (Seed, k)
+
+	CheckpointDir   string // where checkpoints go ("" for none); a run resumes from it
+	CheckpointEvery int    // steps between checkpoints (200)
+}
+
+func (o PretrainOptions) withDefaults() PretrainOptions {
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if o.Steps == 0 {
+		o.Steps = 2000
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 32
+	}
+	def(&o.LearningRate, 2e-3)
+	def(&o.MinLearningRate, o.LearningRate/10)
+	if o.WarmupSteps == 0 {
+		o.WarmupSteps = 100
+	}
+	def(&o.WeightDecay, 0.01)
+	def(&o.Beta1, 0.9)
+	def(&o.Beta2, 0.99)
+	def(&o.ClipNorm, 1)
+	def(&o.CaptionDropout, 0.1)
+	def(&o.EMADecay, 0.999)
+	def(&o.MinSNRGamma, 5)
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = 200
+	}
+	return o
+}
+
+// LearningRateAt returns the learning rate of step k (0-based): linear warm-up to LearningRate
+// over WarmupSteps, then cosine decay to MinLearningRate at Steps.
+func (o PretrainOptions) LearningRateAt(k int) float64 {
+	o = o.withDefaults()
+	if k < o.WarmupSteps {
+		return o.LearningRate * float64(k+1) / float64(o.WarmupSteps)
+	}
+	span := max(o.Steps-o.WarmupSteps, 1)
+	p := math.Min(float64(k-o.WarmupSteps)/float64(span), 1)
+	return o.MinLearningRate + (o.LearningRate-o.MinLearningRate)*0.5*(1+math.Cos(math.Pi*p))
+}
+
+// emaDecayAt returns the EMA decay of step k, warmed up as min(decay, (1+k)/(10+k)) so that the
+// average does not remember the random initial weights for long.
+func (o PretrainOptions) emaDecayAt(k int) float64 {
+	if o.EMADecay < 0 {
+		return 0
+	}
+	return math.Min(o.EMADecay, float64(1+k)/float64(10+k))
+}
+
+// Pretrain trains a tiny generator of architecture cfg from scratch on data with engine.Fit:
+// ε-prediction MSE at uniform timesteps (Min-SNR-γ weighted), caption dropout for
+// classifier-free guidance, AdamW with warm-up, cosine decay and gradient clipping, and an
+// exponential moving average of the weights. Step k's
+// batch is drawn from a generator seeded with (opt.Seed, k), so a run resumed from
+// opt.CheckpointDir continues exactly like an uninterrupted one. report (may be nil) gets, for
+// every step, the weighted loss, the gradient norm and the unweighted ε-MSE. It returns the
+// trained generator, frozen, holding the EMA weights (raw weights when opt.EMADecay < 0); or an
+// error naming the bad data row or failing step; when runCtx is cancelled, the checkpoint is
+// written and runCtx's error returned.
+func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions, report engine.ReportFunc) (*Generator, error) {
+	opt = opt.withDefaults()
+	if opt.Steps < 1 || opt.BatchSize < 1 || opt.WarmupSteps < 0 || opt.CaptionDropout >= 1 || opt.EMADecay >= 1 {
+		return nil, fmt.Errorf("tiny pretrain: options out of range: steps %d, batch size %d, warm-up %d, caption dropout %g, EMA decay %g",
+			opt.Steps, opt.BatchSize, opt.WarmupSteps, opt.CaptionDropout, opt.EMADecay)
+	}
+	g, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := checkData(cfg, g.tok, data)
+	if err != nil {
+		return nil, err
+	}
+	countVar := g.ctx.GetVariableByScopeAndName(textScope, tokenCountsName)
+	if err := countVar.SetValue(tensors.FromFlatDataAndDimensions(counts, len(counts))); err != nil {
+		return nil, fmt.Errorf("tiny pretrain: %w", err)
+	}
+	sched, err := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
+	if err != nil {
+		return nil, fmt.Errorf("tiny pretrain: %w", err)
+	}
+	tr := trainer{m: g.m, opt: opt, data: data, sched: sched, tok: g.tok}
+	fitOpt := engine.FitOptions{
+		Steps:           opt.Steps,
+		CheckpointDir:   opt.CheckpointDir,
+		CheckpointEvery: opt.CheckpointEvery,
+		Meta:            map[string]string{"family": FamilyName, "seed": strconv.FormatUint(opt.Seed, 10)},
+	}
+	if err := engine.Fit(runCtx, g.ctx, tr.step, tr.batch, fitOpt, report); err != nil {
+		return nil, fmt.Errorf("tiny pretrain: %w", err)
+	}
+	return tr.export(g)
+}
+
+// checkData validates data against cfg and returns how often each token id occurs in it.
+func checkData(cfg Config, tok *text.WordTokenizer, data Data) ([]float32, error) {
+	if len(data.Latents) == 0 {
+		return nil, fmt.Errorf("tiny pretrain: no latents")
+	}
+	if len(data.Captions) != len(data.Latents) {
+		return nil, fmt.Errorf("tiny pretrain: %d latents but %d caption lists, want one list per latent", len(data.Latents), len(data.Captions))
+	}
+	counts := make([]float32, cfg.VocabSize)
+	for i, lat := range data.Latents {
+		if len(lat) != cfg.LatentSize() {
+			return nil, fmt.Errorf("tiny pretrain: latent %d has %d values, want %d (%v)", i, len(lat), cfg.LatentSize(), cfg.LatentShape)
+		}
+		if len(data.Captions[i]) == 0 {
+			return nil, fmt.Errorf("tiny pretrain: latent %d has no captions", i)
+		}
+		for k, ids := range data.Captions[i] {
+			if len(ids) < 2 || ids[0] != tok.BOS() || ids[len(ids)-1] != tok.EOS() {
+				return nil, fmt.Errorf("tiny pretrain: latent %d caption %d: want BOS (%d) … EOS (%d), got %v", i, k, tok.BOS(), tok.EOS(), ids)
+			}
+			for _, id := range ids {
+				if id < 0 || int(id) >= cfg.VocabSize {
+					return nil, fmt.Errorf("tiny pretrain: latent %d caption %d: token id %d outside the vocabulary [0, %d)", i, k, id, cfg.VocabSize)
+				}
+				counts[id]++
+			}
+		}
+	}
+	return counts, nil
+}
+
+// trainer holds what a training step needs.
+type trainer struct {
+	m     model
+	opt   PretrainOptions
+	data  Data
+	sched *diffusion.Schedule
+	tok   *text.WordTokenizer
+}
+
+// batch draws step k's inputs from (Seed, k): latents and captions (empty with probability
+// CaptionDropout), uniform timesteps with their loss weights, noise, and the learning rate and
+// EMA decay of the step.
+func (tr trainer) batch(k int) ([]any, error) {
+	r := rand.New(rand.NewPCG(tr.opt.Seed, uint64(k)))
+	B, L, n := tr.opt.BatchSize, tr.m.cfg.MaxLength, tr.m.cfg.LatentSize()
+	xt, eps := make([]float32, B*n), make([]float32, B*n)
+	ts, eos, ids, wts := make([]int32, B), make([]int32, B), make([]int32, B*L), make([]float32, B)
+	empty := []int32{tr.tok.BOS(), tr.tok.EOS()}
+	for b := range B {
+		i := r.IntN(len(tr.data.Latents))
+		caps := tr.data.Captions[i]
+		c := caps[r.IntN(len(caps))]
+		if r.Float64() < tr.opt.CaptionDropout {
+			c = empty
+		}
+		fitted, e, _ := text.Fit(c, L, tr.tok.EOS(), tr.tok.Pad())
+		copy(ids[b*L:], fitted)
+		eos[b] = int32(e)
+		t := r.IntN(tr.sched.T())
+		ts[b] = int32(t)
+		abar := tr.sched.AlphaBar(t)
+		wts[b] = float32(tr.opt.lossWeight(abar))
+		sa, sb := math.Sqrt(abar), math.Sqrt(1-abar)
+		x0 := tr.data.Latents[i]
+		for j := range n {
+			z := r.NormFloat64()
+			eps[b*n+j] = float32(z)
+			xt[b*n+j] = float32(sa*float64(x0[j]) + sb*z)
+		}
+	}
+	s := tr.m.cfg.LatentShape
+	return []any{
+		tensors.FromFlatDataAndDimensions(xt, B, s[0], s[1], s[2]),
+		tensors.FromFlatDataAndDimensions(ts, B),
+		tensors.FromFlatDataAndDimensions(ids, B, L),
+		tensors.FromFlatDataAndDimensions(eos, B),
+		tensors.FromFlatDataAndDimensions(eps, B, s[0], s[1], s[2]),
+		tensors.FromFlatDataAndDimensions(wts, B),
+		float32(tr.opt.LearningRateAt(k)),
+		float32(tr.opt.emaDecayAt(k)),
+	}, nil
+}
+
+// lossWeight is the Min-SNR-γ weight of a timestep with ᾱ = abar for ε-prediction:
+// min(SNR, γ)/SNR with SNR = ᾱ/(1-ᾱ), or 1 when the weighting is off.
+func (o PretrainOptions) lossWeight(abar float64) float64 {
+	if o.MinSNRGamma <= 0 {
+		return 1
+	}
+	snr := abar / (1 - abar)
+	return math.Min(snr, o.MinSNRGamma) / snr
+}
+
+// step is the training graph: the ε-prediction MSE per sample (the DDPM "simple" loss),
+// weighted per timestep (Min-SNR-γ), and an AdamW update of every trainable variable, with an
+// EMA of the updated weights. Outputs: weighted loss, gradient norm, unweighted ε-MSE.
+func (tr trainer) step(ctx *mlctx.Context, in []*graph.Node) []*graph.Node {
+	xt, t, ids, eos, eps, wts, lr, decay := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
+	rc := ctx.InAbsPath(mlctx.RootScope).Checked(false)
+	states, pooled := tr.m.encode(rc, tr.m.embed(rc, ids), eos)
+	pred := tr.m.denoise(rc, xt, t, states, pooled)
+	perSample := graph.ReduceMean(graph.Square(graph.Sub(pred, eps)), 1, 2, 3) // [B]
+	loss := graph.ReduceAllMean(graph.Mul(perSample, wts))
+	norm := tr.update(rc, loss, lr, decay)
+	return []*graph.Node{loss, norm, graph.ReduceAllMean(perSample)}
+}
+
+// update applies AdamW to every trainable variable used by loss's graph (moments under
+// "/adamw", weights decayed only when they are matrices) after clipping the global gradient
+// norm, and moves the EMA copies under "/ema" towards the new weights. It returns the gradient
+// norm before clipping.
+func (tr trainer) update(ctx *mlctx.Context, loss, lr, decay *graph.Node) *graph.Node {
+	g := loss.Graph()
+	grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
+	var vars []*mlctx.Variable
+	for v := range ctx.IterVariables() {
+		if v.Trainable && v.InUseByGraph(g) {
+			vars = append(vars, v)
+		}
+	}
+	if len(vars) != len(grads) {
+		panic(fmt.Errorf("tiny pretrain: %d gradients for %d trainable variables", len(grads), len(vars)))
+	}
+	sq := graph.ScalarZero(g, dtypes.Float32)
+	for _, gr := range grads {
+		sq = graph.Add(sq, graph.ReduceAllSum(graph.Square(gr)))
+	}
+	norm := graph.Sqrt(sq)
+	scale := graph.ScalarOne(g, dtypes.Float32)
+	if tr.opt.ClipNorm > 0 {
+		scale = graph.Min(scale, graph.Div(graph.Scalar(g, dtypes.Float32, tr.opt.ClipNorm), graph.AddScalar(norm, 1e-12)))
+	}
+	step := optimizers.IncrementGlobalStepGraph(ctx, g, dtypes.Float32) // 1 at the first step
+	b1, b2 := tr.opt.Beta1, tr.opt.Beta2
+	bc1 := graph.OneMinus(graph.Pow(graph.Scalar(g, dtypes.Float32, b1), step))
+	bc2 := graph.OneMinus(graph.Pow(graph.Scalar(g, dtypes.Float32, b2), step))
+	for i, v := range vars {
+		w := v.ValueGraph(g)
+		grad := graph.Mul(grads[i], scale)
+		st := ctx.InAbsPath("/adamw" + v.Scope()).Checked(false)
+		mVar := st.VariableWithValue(v.Name()+"_m", tensors.FromShape(v.Shape())).SetTrainable(false)
+		sVar := st.VariableWithValue(v.Name()+"_v", tensors.FromShape(v.Shape())).SetTrainable(false)
+		m := graph.Add(graph.MulScalar(mVar.ValueGraph(g), b1), graph.MulScalar(grad, 1-b1))
+		s := graph.Add(graph.MulScalar(sVar.ValueGraph(g), b2), graph.MulScalar(graph.Square(grad), 1-b2))
+		mVar.SetValueGraph(m)
+		sVar.SetValueGraph(s)
+		dir := graph.Div(graph.Div(m, bc1), graph.AddScalar(graph.Sqrt(graph.Div(s, bc2)), 1e-8))
+		if tr.opt.WeightDecay > 0 && v.Shape().Rank() >= 2 {
+			dir = graph.Add(dir, graph.MulScalar(w, tr.opt.WeightDecay))
+		}
+		nw := graph.Sub(w, graph.Mul(lr, dir))
+		v.SetValueGraph(nw)
+		if tr.opt.EMADecay >= 0 {
+			eVar := ctx.InAbsPath("/ema" + v.Scope()).Checked(false).GetVariable(v.Name())
+			if eVar == nil {
+				init, err := v.MustValue().Clone()
+				if err != nil {
+					panic(fmt.Errorf("tiny pretrain: EMA of %s: %w", v.ScopeAndName(), err))
+				}
+				eVar = ctx.InAbsPath("/ema"+v.Scope()).Checked(false).VariableWithValue(v.Name(), init).SetTrainable(false)
+			}
+			e := eVar.ValueGraph(g)
+			eVar.SetValueGraph(graph.Add(e, graph.Mul(graph.OneMinus(decay), graph.Sub(nw, e))))
+		}
+	}
+	return norm
+}
+
+// export returns a frozen generator holding the EMA weights (or the raw ones) of the trained g,
+// in a context of its own.
+func (tr trainer) export(g *Generator) (*Generator, error) {
+	out, err := newShell(g.cfg)
+	if err != nil {
+		return nil, err
+	}
+	for v := range g.ctx.IterVariables() {
+		if !isModelScope(v.Scope()) {
+			continue
+		}
+		src := v
+		if tr.opt.EMADecay >= 0 && v.Trainable {
+			if e := g.ctx.GetVariableByScopeAndName("/ema"+v.Scope(), v.Name()); e != nil {
+				src = e
+			}
+		}
+		val, err := src.Value()
+		if err != nil {
+			return nil, fmt.Errorf("tiny pretrain: export %s: %w", v.ScopeAndName(), err)
+		}
+		c, err := val.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("tiny pretrain: export %s: %w", v.ScopeAndName(), err)
+		}
+		out.ctx.InAbsPath(v.Scope()).Checked(false).VariableWithValue(v.Name(), c)
+	}
+	out.Freeze()
+	return out, nil
+}

@@ -1,0 +1,146 @@
+package tiny
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/cocoflow/cocoflow/models/diffusion"
+)
+
+func TestPretrainReducesLoss(t *testing.T) {
+	cfg := testConfig(t)
+	data := syntheticData(t, cfg, 12)
+	opt := PretrainOptions{Steps: 60, BatchSize: 8, LearningRate: 1e-2, WarmupSteps: 5, Seed: 3, MinSNRGamma: -1}
+	steps := 0
+	g, err := Pretrain(context.Background(), cfg, data, opt, func(step int, out []float64, _ time.Duration) {
+		if len(out) != 3 || out[0] != out[2] { // without Min-SNR weighting the loss is the ε-MSE
+			t.Errorf("step %d: outputs %v, want [loss, gradient norm, ε-MSE] with loss = ε-MSE", step, out)
+		}
+		steps++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps != opt.Steps {
+		t.Fatalf("report called %d times, want %d", steps, opt.Steps)
+	}
+	// ε-MSE on the same 4 batches of held-back noise before (random init) and after training.
+	init, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := Tokenizer()
+	sched, _ := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
+	tr := trainer{m: g.m, opt: PretrainOptions{BatchSize: 32, Seed: 99}.withDefaults(), data: data, sched: sched, tok: tok}
+	before, after := epsMSE(t, init, tr), epsMSE(t, g, tr)
+	t.Logf("ε-MSE: random init %.4f, after %d steps %.4f", before, opt.Steps, after)
+	if !(after < 0.8*before) {
+		t.Errorf("ε-MSE did not fall enough: random init %.4f, after %d steps %.4f", before, opt.Steps, after)
+	}
+	for v := range g.Context().IterVariables() {
+		if v.Trainable {
+			t.Errorf("exported variable %s is trainable", v.ScopeAndName())
+		}
+		if !isModelScope(v.Scope()) {
+			t.Errorf("exported generator holds training state %s", v.ScopeAndName())
+		}
+	}
+	// The token counts of the data were recorded, so VocabStats leaves out unused words.
+	counts := flat(t, g.ctx.GetVariableByScopeAndName(textScope, tokenCountsName).MustValue())
+	man, _ := g.tok.ID("man")
+	dog, _ := g.tok.ID("dog")
+	if counts[man] != 8 || counts[dog] != 0 { // 12 images, every third one a man, 2 captions each
+		t.Errorf("token counts: man %g, dog %g; want 8, 0", counts[man], counts[dog])
+	}
+}
+
+// TestPretrainResume: 6 steps in one run equal 3 steps, then a new run resumed from the
+// checkpoint directory up to 6 — the exported EMA weights are bit-identical.
+func TestPretrainResume(t *testing.T) {
+	cfg := testConfig(t)
+	data := syntheticData(t, cfg, 6)
+	opt := PretrainOptions{Steps: 6, BatchSize: 4, WarmupSteps: 2, Seed: 11}
+	straight, err := Pretrain(context.Background(), cfg, data, opt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.CheckpointDir = t.TempDir()
+	// Stop after 3 steps by cancelling (a 3-step run would have another cosine schedule).
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	_, err = Pretrain(ctx, cfg, data, opt, func(int, []float64, time.Duration) {
+		if steps++; steps == 3 {
+			cancel()
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("cancelled run: got %v, want the context error", err)
+	}
+	calls := 0
+	resumed, err := Pretrain(context.Background(), cfg, data, opt, func(int, []float64, time.Duration) { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 3 {
+		t.Errorf("resumed run made %d steps, want 3", calls)
+	}
+	a, b := values(t, straight), values(t, resumed)
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			t.Errorf("variable %s differs between the straight and the resumed run", k)
+		}
+	}
+}
+
+func TestPretrainDataErrors(t *testing.T) {
+	cfg := testConfig(t)
+	good := syntheticData(t, cfg, 2)
+	tests := []struct {
+		name string
+		edit func(d *Data)
+		want string
+	}{
+		{"no latents", func(d *Data) { d.Latents, d.Captions = nil, nil }, "no latents"},
+		{"caption lists", func(d *Data) { d.Captions = d.Captions[:1] }, "2 latents but 1 caption lists"},
+		{"latent size", func(d *Data) { d.Latents[1] = d.Latents[1][:10] }, "latent 1 has 10 values, want 192"},
+		{"no captions", func(d *Data) { d.Captions[0] = nil }, "latent 0 has no captions"},
+		{"no EOS", func(d *Data) { d.Captions[1][1] = []int32{1, 7} }, "latent 1 caption 1: want BOS (1) … EOS (2), got [1 7]"},
+		{"bad id", func(d *Data) { d.Captions[0][0] = []int32{1, 999, 2} }, "latent 0 caption 0: token id 999 outside the vocabulary"},
+	}
+	for _, tc := range tests {
+		d := Data{Latents: slices.Clone(good.Latents), Captions: slices.Clone(good.Captions)}
+		for i := range d.Captions {
+			d.Captions[i] = slices.Clone(d.Captions[i])
+		}
+		tc.edit(&d)
+		_, err := Pretrain(context.Background(), cfg, d, PretrainOptions{Steps: 1}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// epsMSE is the ε-prediction MSE of g through its family.Generator methods on the batches 0…3
+// of tr.
+func epsMSE(t *testing.T, g *Generator, tr trainer) float64 {
+	t.Helper()
+	var sum float64
+	for k := range 4 {
+		in, err := tr.batch(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := run(t, g, func(ctx *mlctx.Context, xt, ts, ids, eos, eps *graph.Node) *graph.Node {
+			c := g.Encode(ctx, g.Embed(ctx, ids), eos)
+			return graph.ReduceAllMean(graph.Square(graph.Sub(g.Denoise(ctx, xt, ts, c), eps)))
+		}, in[:5]...)
+		sum += float64(out[0].Value().(float32))
+	}
+	return sum / 4
+}
