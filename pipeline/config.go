@@ -228,6 +228,21 @@ func parseStage(pos Pos, sn *yaml.Node) (*StageConfig, error) {
 			}
 			for i := 0; i+1 < len(val.Content); i += 2 {
 				k, v := val.Content[i], val.Content[i+1]
+				if v.Kind == yaml.SequenceNode { // a list port: one entry per dataset, in order
+					if len(v.Content) == 0 {
+						return pos.At(v).Errorf("input %s: an empty list", k.Value)
+					}
+					for n, item := range v.Content {
+						var ref string
+						if err := scalarInto(pos, item, "input "+k.Value, &ref); err != nil {
+							return err
+						}
+						key := listPort(k.Value, n)
+						sc.Inputs[key] = ref
+						sc.inputLines[key] = pos.At(item)
+					}
+					continue
+				}
 				var ref string
 				if err := scalarInto(pos, v, "input "+k.Value, &ref); err != nil {
 					return err
@@ -267,12 +282,19 @@ func parseStage(pos Pos, sn *yaml.Node) (*StageConfig, error) {
 	}
 	sc.Params = params
 	for port := range sc.Inputs {
-		if _, ok := kind.input(port); !ok {
-			return nil, sc.inputLines[port].Errorf("stage %q: kind %s has no input %q (inputs: %s)", sc.ID, kind.Name, port, strings.Join(portNames(kind.Inputs), ", "))
+		name, listed := splitListPort(port)
+		in, ok := kind.input(name)
+		if !ok {
+			return nil, sc.inputLines[port].Errorf("stage %q: kind %s has no input %q (inputs: %s)", sc.ID, kind.Name, name, strings.Join(portNames(kind.Inputs), ", "))
+		}
+		if listed && !in.List {
+			return nil, sc.inputLines[port].Errorf("stage %q: input %q takes one dataset, not a list", sc.ID, name)
 		}
 	}
 	for _, in := range kind.Inputs {
-		if _, ok := sc.Inputs[in.Name]; !ok && !in.Optional {
+		_, one := sc.Inputs[in.Name]
+		_, many := sc.Inputs[listPort(in.Name, 0)]
+		if !one && !many && !in.Optional {
 			return nil, sc.pos.Errorf("stage %q: missing input %q (%s)", sc.ID, in.Name, in.Doc)
 		}
 	}
@@ -438,4 +460,17 @@ func (c *Config) Downstream(id string) []string {
 		}
 	}
 	return out
+}
+
+// listPort is the internal name of entry n of a list-valued input port ("metrics#003"); the
+// zero padding keeps sorted port names in list order.
+func listPort(name string, n int) string { return fmt.Sprintf("%s#%03d", name, n) }
+
+// splitListPort returns the declared port name of an internal port name and whether it is a
+// list entry.
+func splitListPort(port string) (string, bool) {
+	if i := strings.IndexByte(port, '#'); i >= 0 {
+		return port[:i], true
+	}
+	return port, false
 }

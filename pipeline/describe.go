@@ -26,8 +26,11 @@ func DescribeKind(k *Kind, detail bool) string {
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, p := range ps {
 			opt := ""
+			if p.List {
+				opt = " (list)"
+			}
 			if p.Optional {
-				opt = " (optional)"
+				opt += " (optional)"
 			}
 			fmt.Fprintf(tw, "    %s%s\t%s\n", p.Name, opt, p.Doc)
 		}

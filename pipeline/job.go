@@ -53,6 +53,21 @@ func (s Slice) Sliced() bool { return s.Count > 1 }
 // input.
 func (j *Job) Input(name string) *Dataset { return j.inputs[name] }
 
+// Inputs returns the datasets connected to input port name in config order: the entries of a
+// list-valued port, or the single dataset of a plain one (nil when unconnected).
+func (j *Job) Inputs(name string) []*Dataset {
+	if ds, ok := j.inputs[name]; ok {
+		return []*Dataset{ds}
+	}
+	var out []*Dataset
+	for _, port := range sortedKeys(j.inputs) {
+		if base, listed := splitListPort(port); listed && base == name {
+			out = append(out, j.inputs[port])
+		}
+	}
+	return out
+}
+
 // Output returns the output dataset named name. It panics for a name the kind did not declare
 // (a programming error in the stage).
 func (j *Job) Output(name string) *Output {

@@ -410,3 +410,71 @@ func TestInspectReadsShardsWithArrow(t *testing.T) {
 		}
 	}
 }
+
+func init() {
+	Register(&Kind{
+		Name: "test-concat", Version: "1", Doc: "sums of several datasets, in order",
+		Params:  ParamsOf[struct{}](),
+		Inputs:  []Port{{Name: "parts", List: true}},
+		Outputs: []Port{{Name: "sums", Schema: sumRow{}}},
+		New: func(any) (Stage, error) {
+			return StageFunc(func(ctx context.Context, job *Job) error {
+				var out []sumRow
+				for _, ds := range job.Inputs("parts") {
+					rows, err := ReadAll[numberRow](ds)
+					if err != nil {
+						return err
+					}
+					s := sumRow{}
+					for _, r := range rows {
+						s.Total += r.Value
+						s.Count++
+					}
+					out = append(out, s)
+				}
+				return WriteRows(job, job.Output("sums"), out, 0)
+			}), nil
+		},
+	})
+}
+
+func TestListInputKeepsConfigOrder(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: t\nstages:\n")
+	// Twelve parts, so that lexical order of unpadded indices (0, 1, 10, 11, 2...) would differ.
+	var refs []string
+	for i := range 12 {
+		fmt.Fprintf(&b, "  - id: n%d\n    uses: test-numbers\n    with: {count: %d}\n", i, i+1)
+		refs = append(refs, fmt.Sprintf("n%d", i))
+	}
+	fmt.Fprintf(&b, "  - id: cat\n    uses: test-concat\n    inputs:\n      parts: [%s]\n", strings.Join(refs, ", "))
+	cfg := mustParse(t, b.String())
+	dir := t.TempDir()
+	run(t, cfg, dir, Options{})
+	ds, err := OpenDataset(filepath.Join(dir, "t", "cat", "sums"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ReadAll[sumRow](ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 12 {
+		t.Fatalf("%d sums, want 12", len(rows))
+	}
+	for i, r := range rows {
+		if r.Count != int64(i+1) {
+			t.Fatalf("sum %d counts %d rows, want %d (config order lost)", i, r.Count, i+1)
+		}
+	}
+
+	for _, c := range []struct{ text, want string }{
+		{"name: t\nstages:\n  - id: a\n    uses: test-numbers\n  - id: b\n    uses: test-square\n    inputs: {numbers: [a, a]}\n", `input "numbers" takes one dataset, not a list`},
+		{"name: t\nstages:\n  - id: a\n    uses: test-concat\n    inputs: {parts: []}\n", "test.yaml:5:21: input parts: an empty list"},
+		{"name: t\nstages:\n  - id: a\n    uses: test-concat\n", `missing input "parts"`},
+	} {
+		if _, err := ParseConfig("test.yaml", []byte(c.text)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want error containing %q, got %v", c.want, err)
+		}
+	}
+}

@@ -44,6 +44,9 @@ type Port struct {
 	Name     string
 	Doc      string
 	Optional bool
+	// List lets a config connect several datasets to the port, as a YAML list; the stage reads
+	// them in order with Job.Inputs.
+	List bool
 	// Schema is a zero row value (a struct with parquet tags) documenting the dataset's rows.
 	Schema any
 }
