@@ -244,12 +244,13 @@ func SchemaText[T any]() string { return parquet.SchemaOf(new(T)).String() }
 // encodeShard writes rows as a Parquet file into memory, with the shard key in its footer.
 func encodeShard[T any](rows []T, shard int, key string) ([]byte, error) {
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf,
+	opts := []parquet.WriterOption{
 		parquet.Compression(&snappy.Codec{}),
 		parquet.CreatedBy("cocoflow", Version, ""),
 		parquet.KeyValueMetadata(metaKey, key),
 		parquet.KeyValueMetadata(metaShard, strconv.Itoa(shard)),
-	)
+	}
+	w := parquet.NewGenericWriter[T](&buf, append(opts, blobOptions[T]()...)...)
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("encode shard %d: %w", shard, err)
 	}
@@ -257,6 +258,22 @@ func encodeShard[T any](rows []T, shard int, key string) ([]byte, error) {
 		return nil, fmt.Errorf("encode shard %d: %w", shard, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// blobOptions keeps binary columns (encoded images, weights) out of the page statistics and
+// column index: their min/max are meaningless, and parquet-go would otherwise copy each page's
+// extreme values into the footer, several times the blobs' own size for weights.
+func blobOptions[T any]() []parquet.WriterOption {
+	var zero T
+	var opts []parquet.WriterOption
+	for _, path := range parquet.SchemaOf(zero).Columns() {
+		leaf, ok := parquet.SchemaOf(zero).Lookup(path...)
+		if !ok || leaf.Node.Type().Kind() != parquet.ByteArray || leaf.Node.Type().LogicalType() != nil {
+			continue
+		}
+		opts = append(opts, parquet.SkipPageBounds(path...), parquet.SkipPageStatistics(path...))
+	}
+	return opts
 }
 
 // writeAtomic writes data to path through a temporary file in the same directory and a rename,
