@@ -1,0 +1,35 @@
+package tinyclip
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/cocoflow/cocoflow/models/tinyface"
+)
+
+// ErrNoDefaultWeights is returned by LoadDefault when the build carries no committed weights.
+var ErrNoDefaultWeights = errors.New("tinyclip default weights not found in models/tinyclip/weights: " +
+	"make them with `cocoflow run experiments/tiny/pretrain.yaml`, copy them in with tools/install-weights.sh, and rebuild")
+
+// defaultWeights holds the committed default tiny CLIP (config.json and the engine checkpoint)
+// once tools/install-weights.sh has filled models/tinyclip/weights/; otherwise only its README.
+//
+//go:embed weights
+var defaultWeights embed.FS
+
+// LoadDefault loads the committed default tiny CLIP embedded from models/tinyclip/weights/. It
+// returns ErrNoDefaultWeights (possibly wrapped, naming the missing file) when the build has
+// none, or an error naming what is wrong with the embedded files.
+func LoadDefault() (*Model, error) {
+	sub, err := fs.Sub(defaultWeights, "weights")
+	if err != nil {
+		return nil, fmt.Errorf("tinyclip: embedded weights: %w", err)
+	}
+	m, err := tinyface.LoadFS(sub, ErrNoDefaultWeights, Load)
+	if err != nil && !errors.Is(err, ErrNoDefaultWeights) {
+		return nil, fmt.Errorf("tinyclip: embedded default weights: %w", err)
+	}
+	return m, err
+}
