@@ -11,6 +11,10 @@ BIN := bin/cocoflow
 ## demo: set up and run the whole tiny study (prep -> train -> eval), print Table 1
 demo: build
 	./$(BIN) run experiments/tiny/prep.yaml
+	./$(BIN) run experiments/tiny/train.yaml
+	./$(BIN) run experiments/tiny/eval.yaml
+	@echo; cat runs/tiny-eval/report/table1.md
+	@echo; echo "report: runs/tiny-eval/report/report.md"
 
 ## test: the test suite (installs ONNX Runtime into .cache/ort first)
 test: ort

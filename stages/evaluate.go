@@ -1,0 +1,498 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/cocoflow/cocoflow/datasets/imageio"
+	"github.com/cocoflow/cocoflow/datasets/prompts"
+	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/metrics"
+	"github.com/cocoflow/cocoflow/models/tinyclip"
+	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/pipeline"
+)
+
+type evaluateParams struct {
+	Table      string   `param:"table" default:"table1" doc:"label of the table these rows feed (table1 Portraits, table2 Scenes, table3-5 ablations)"`
+	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper)"`
+	Name       string   `param:"name" default:"cocoins" doc:"row name of the cocoins method (an ablation's name in tables 3-5)"`
+	PromptSet  string   `param:"prompt_set" default:"tiny-portraits" doc:"prompt set: a datasets/prompts name or a TSV file"`
+	Subjects   []string `param:"subjects" doc:"subjects evaluated (empty: every subject of the set)"`
+	Identities int      `param:"identities_per_subject" default:"6" min:"2" doc:"identities (subject codes) per subject"`
+	Samples    int      `param:"samples_per_identity" default:"4" min:"2" doc:"images per identity: other seeds, and other prompts of the subject when the set has several"`
+	CodeBase   int      `param:"code_base" default:"100000" min:"0" doc:"code seeds are code_base + 16*(subject*identities + identity) + concept"`
+
+	Family   string  `param:"family" default:"tiny" doc:"model family of the generator"`
+	ModelDir string  `param:"model_dir" doc:"the family's model folder (\"\" for its built-in default)"`
+	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
+	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
+
+	FaceModel string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
+	CLIPModel string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
+	Metrics   []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
+	Bootstrap int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
+
+	Batch     int `param:"batch" default:"24" min:"1" fingerprint:"-" doc:"images per sampler batch"`
+	ShardSize int `param:"shard_size" default:"48" min:"1" doc:"images per shard of the images output"`
+}
+
+func init() {
+	pipeline.Register(&pipeline.Kind{
+		Name:    "evaluate",
+		Version: "1",
+		Doc: "The paper's evaluation protocol (§4.2): identities = subject codes, each generated " +
+			"samples_per_identity times (other seeds; other prompts of its subject for free-form sets); " +
+			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +
+			"generator (no_code row, grouped by prompt and identity slot). Scores Face Sim, Face Div, " +
+			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities.",
+		Params: pipeline.ParamsOf[evaluateParams](),
+		Inputs: []pipeline.Port{
+			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
+			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
+		},
+		Outputs: []pipeline.Port{
+			{Name: "images", Doc: "every evaluated image", Schema: EvalImageRow{}},
+			{Name: "scores", Doc: "per-image embeddings and CLIP-T", Schema: EvalScoreRow{}},
+			{Name: "metrics", Doc: "one row per method and metric", Schema: MetricRow{}},
+		},
+		Check: func(params any) error {
+			p := params.(*evaluateParams)
+			for _, m := range p.Methods {
+				if m != "dataset" && m != "no_code" && m != "cocoins" {
+					return fmt.Errorf("methods: unknown method %q (dataset, no_code, cocoins)", m)
+				}
+			}
+			if len(p.Methods) == 0 {
+				return fmt.Errorf("methods: none given")
+			}
+			for _, m := range p.Metrics {
+				if !slices.Contains([]string{"face_sim", "face_div", "clip_t", "dreamsim"}, m) {
+					return fmt.Errorf("metrics: unknown measure %q (face_sim, face_div, clip_t, dreamsim)", m)
+				}
+			}
+			_, err := loadPromptSet(p.PromptSet)
+			return err
+		},
+		New: func(params any) (pipeline.Stage, error) {
+			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
+				return runEvaluate(ctx, job, params.(*evaluateParams))
+			}), nil
+		},
+	})
+}
+
+// evalItem is one image of the protocol, before it exists.
+type evalItem struct {
+	EvalImageRow
+	real []byte // dataset images: the encoded image to re-encode as PNG
+}
+
+func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) error {
+	set, err := loadPromptSet(p.PromptSet)
+	if err != nil {
+		return err
+	}
+	bySubject, subjects := promptsBySubject(set, p.Subjects)
+	if len(subjects) == 0 {
+		return fmt.Errorf("prompt set %s has none of the subjects %v", p.PromptSet, p.Subjects)
+	}
+
+	var items []evalItem
+	for _, method := range p.Methods {
+		switch method {
+		case "dataset":
+			real := job.Input("real")
+			if real == nil {
+				return fmt.Errorf("the dataset row needs real images: connect the real input to an ingest output")
+			}
+			its, err := datasetItems(real, p, bySubject, subjects)
+			if err != nil {
+				return err
+			}
+			items = append(items, its...)
+		case "no_code", "cocoins":
+			if method == "cocoins" && job.Input("mapper") == nil {
+				return fmt.Errorf("the cocoins row needs a trained mapper: connect the mapper input to a train stage's mapper output")
+			}
+			items = append(items, generatedItems(method, p, bySubject, subjects)...)
+		}
+	}
+	for i := range items {
+		items[i].ID = fmt.Sprintf("e-%06d", i)
+		items[i].Table = p.Table
+	}
+	job.Log.Info("evaluation protocol", "prompt_set", p.PromptSet, "subjects", len(subjects), "images", len(items))
+
+	// Images, shard by shard: a killed run keeps the shards it finished.
+	var gen *generator
+	var genErr error
+	var once sync.Once
+	var mu sync.Mutex // one sampler at a time: the backend already uses every core
+	out := job.Output("images")
+	shards := (len(items) + p.ShardSize - 1) / p.ShardSize
+	err = pipeline.MapShards(ctx, job, out, shards, func(ctx context.Context, shard int) ([]EvalImageRow, error) {
+		part := items[shard*p.ShardSize : min((shard+1)*p.ShardSize, len(items))]
+		rows := make([]EvalImageRow, len(part))
+		var todo []genItem
+		var at []int
+		for k, it := range part {
+			rows[k] = it.EvalImageRow
+			if it.Method == "dataset" {
+				img, err := imageio.Decode(it.real)
+				if err != nil {
+					return nil, fmt.Errorf("real image %s: %w", it.Group, err)
+				}
+				if rows[k].Image, err = imageio.PNG(img); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			todo = append(todo, genItem{Prompt: it.Prompt, Codes: it.Codes, Seed: uint64(it.Seed)})
+			at = append(at, k)
+		}
+		if len(todo) == 0 {
+			return rows, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		once.Do(func() {
+			gen, genErr = newGenerator(job, p.Family, p.ModelDir, conceptWords(subjects), family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch})
+		})
+		if genErr != nil {
+			return nil, genErr
+		}
+		imgs, err := gen.render(todo)
+		if err != nil {
+			return nil, err
+		}
+		for n, k := range at {
+			if rows[k].Image, err = imageio.PNG(imgs[n]); err != nil {
+				return nil, err
+			}
+		}
+		return rows, nil
+	})
+	if err != nil {
+		return err
+	}
+	rows, err := readShards[EvalImageRow](out, shards)
+	if err != nil {
+		return err
+	}
+
+	sc, err := newScorer(p)
+	if err != nil {
+		return err
+	}
+	scores, err := sc.score(rows)
+	if err != nil {
+		return err
+	}
+	if err := pipeline.WriteRows(job, job.Output("scores"), scores, 500); err != nil {
+		return err
+	}
+	table, err := aggregate(rows, scores, p, job.Seed)
+	if err != nil {
+		return err
+	}
+	for _, m := range table {
+		job.Log.Info("metric", "table", m.Table, "method", m.Method, "metric", m.Metric, "value", fmt.Sprintf("%.3f", m.Value),
+			"ci95", fmt.Sprintf("[%.3f, %.3f]", m.Lo, m.Hi))
+		job.Record(m.Method+"."+m.Metric, m.Value)
+	}
+	return pipeline.WriteRows(job, job.Output("metrics"), table, 0)
+}
+
+// readShards reads back the n shards a stage has just written to out.
+func readShards[T any](out *pipeline.Output, n int) ([]T, error) {
+	var rows []T
+	for i := range n {
+		r, err := pipeline.ReadFile[T](filepath.Join(out.Dir, pipeline.ShardName(i)))
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
+// promptsBySubject groups a set's prompts by subject, keeping the set's order, restricted to
+// want when it is not empty.
+func promptsBySubject(set []prompts.Prompt, want []string) (map[string][]string, []string) {
+	by := map[string][]string{}
+	var order []string
+	for _, pr := range set {
+		if len(want) > 0 && !slices.Contains(want, pr.Subject) {
+			continue
+		}
+		if _, ok := by[pr.Subject]; !ok {
+			order = append(order, pr.Subject)
+		}
+		by[pr.Subject] = append(by[pr.Subject], pr.Text)
+	}
+	return by, order
+}
+
+// conceptWords are the concept words of subjects ("man+woman" gives man and woman).
+func conceptWords(subjects []string) []string {
+	var words []string
+	for _, s := range subjects {
+		for _, c := range (prompts.Prompt{Subject: s}).Concepts() {
+			if !slices.Contains(words, c) {
+				words = append(words, c)
+			}
+		}
+	}
+	return words
+}
+
+// generatedItems lays out the generation protocol: identity k of subject s is generated
+// Samples times; sample j uses prompt (k·Samples + j) mod |prompts of s| and noise seed
+// (s, k, j). The no_code and cocoins rows use the same prompts and seeds, so they differ only
+// by the pseudo-words. For no_code a "group" is an identity slot: the same prompts and seeds
+// without a code, which is what a user without CoCoIns would get.
+func generatedItems(method string, p *evaluateParams, bySubject map[string][]string, subjects []string) []evalItem {
+	var items []evalItem
+	for si, s := range subjects {
+		ps := bySubject[s]
+		concepts := (prompts.Prompt{Subject: s}).Concepts()
+		for k := range p.Identities {
+			var codes []int64
+			if method == "cocoins" {
+				for c := range concepts {
+					codes = append(codes, int64(p.CodeBase+16*(si*p.Identities+k)+c))
+				}
+			}
+			for j := range p.Samples {
+				name := method
+				if method == "cocoins" {
+					name = p.Name
+				}
+				items = append(items, evalItem{EvalImageRow: EvalImageRow{
+					Method: name, Subject: s, Group: fmt.Sprintf("%s/%02d", s, k), Sample: int32(j),
+					Prompt: ps[(k*p.Samples+j)%len(ps)], Codes: codes,
+					Seed: int64(si*1_000_000 + k*1000 + j),
+				}})
+			}
+		}
+	}
+	return items
+}
+
+// datasetItems picks, for every subject, the first Identities true identities of that class
+// (held-out splits first, then by identity number) with at least Samples images, and their first Samples images; each is
+// paired with a prompt of its subject for CLIP-T.
+func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error) {
+	all, err := pipeline.ReadAll[ImageRow](real)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[int64][]ImageRow{}
+	for _, r := range all {
+		if r.Identity >= 0 {
+			byID[r.Identity] = append(byID[r.Identity], r)
+		}
+	}
+	ids := make([]int64, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	// Held-out identities first: the metric models may have been trained on the train split.
+	heldOut := func(id int64) bool { return byID[id][0].Split != "train" }
+	slices.SortFunc(ids, func(a, b int64) int {
+		if ha, hb := heldOut(a), heldOut(b); ha != hb {
+			if ha {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	var items []evalItem
+	for _, s := range subjects {
+		if len((prompts.Prompt{Subject: s}).Concepts()) != 1 {
+			return nil, fmt.Errorf("the dataset row needs single-subject prompts; %q has several", s)
+		}
+		ps := bySubject[s]
+		k := 0
+		for _, id := range ids {
+			imgs := byID[id]
+			if imgs[0].Class != s || len(imgs) < p.Samples {
+				continue
+			}
+			sort.Slice(imgs, func(a, b int) bool { return imgs[a].ID < imgs[b].ID })
+			for j := range p.Samples {
+				items = append(items, evalItem{EvalImageRow: EvalImageRow{
+					Method: "dataset", Subject: s, Group: fmt.Sprintf("%s/id%d", s, id), Sample: int32(j),
+					Prompt: ps[(k*p.Samples+j)%len(ps)], Seed: -1,
+				}, real: imgs[j].Image})
+			}
+			if k++; k == p.Identities {
+				break
+			}
+		}
+		if k < p.Identities {
+			return nil, fmt.Errorf("%s: only %d identities of class %q have %d images, want %d", real.Dir, k, s, p.Samples, p.Identities)
+		}
+	}
+	return items, nil
+}
+
+// scorer holds the metric models: the identity encoder (ArcFace's role) and CLIP.
+type scorer struct {
+	face *tinyface.Model
+	clip *tinyclip.Model
+}
+
+// newScorer loads the metric models named by p, or the committed tiny ones.
+func newScorer(p *evaluateParams) (*scorer, error) {
+	face, err := loadFace(p.FaceModel)
+	if err != nil {
+		return nil, err
+	}
+	clip, err := loadCLIP(p.CLIPModel)
+	if err != nil {
+		return nil, err
+	}
+	return &scorer{face: face, clip: clip}, nil
+}
+
+// score embeds every image with the identity encoder and CLIP, and its prompt with CLIP.
+func (s *scorer) score(rows []EvalImageRow) ([]EvalScoreRow, error) {
+	face, clip := s.face, s.clip
+	imgs := make([]image.Image, len(rows))
+	subj := make([]image.Image, len(rows))
+	texts := make([]string, len(rows))
+	for i, r := range rows {
+		img, err := imageio.Decode(r.Image)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", r.ID, err)
+		}
+		imgs[i], subj[i], texts[i] = img, subjectRegion(img), r.Prompt
+	}
+	faces, err := face.Embed(imgs)
+	if err != nil {
+		return nil, err
+	}
+	ie, err := clip.EmbedImages(imgs)
+	if err != nil {
+		return nil, err
+	}
+	se, err := clip.EmbedImages(subj)
+	if err != nil {
+		return nil, err
+	}
+	te, err := clip.EmbedTexts(texts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EvalScoreRow, len(rows))
+	for i, r := range rows {
+		out[i] = EvalScoreRow{ID: r.ID, Method: r.Method, Group: r.Group, Face: faces[i], Image: ie[i], Subject: se[i],
+			ClipT: float32(metrics.Cosine(te[i], ie[i]))}
+	}
+	return out, nil
+}
+
+// subjectRegion keeps the subject's region of a synthfaces-like portrait, the central
+// three quarters where the renderer always places head and shoulders, and paints the rest
+// mid-grey: the tiny world's stand-in for DreamSim on a Grounded-SAM subject mask, which
+// generated images do not come with.
+func subjectRegion(img image.Image) image.Image {
+	b := img.Bounds()
+	out := image.NewRGBA(b)
+	draw.Draw(out, b, image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
+	mx, my := b.Dx()/8, b.Dy()/8
+	inner := image.Rect(b.Min.X+mx, b.Min.Y+my, b.Max.X-mx, b.Max.Y)
+	draw.Draw(out, inner, img, inner.Min, draw.Src)
+	return out
+}
+
+// aggregate computes, per method, Face Sim, Face Div, CLIP-T and DreamSim-style similarity
+// over the identities, with bootstrap intervals over identities.
+func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, seed uint64) ([]MetricRow, error) {
+	type acc struct {
+		groups           []string
+		face, subj, clip map[string]metrics.Group
+		images           int
+	}
+	var methods []string
+	by := map[string]*acc{}
+	for i, r := range rows {
+		a, ok := by[r.Method]
+		if !ok {
+			a = &acc{face: map[string]metrics.Group{}, subj: map[string]metrics.Group{}, clip: map[string]metrics.Group{}}
+			by[r.Method] = a
+			methods = append(methods, r.Method)
+		}
+		if _, ok := a.face[r.Group]; !ok {
+			a.groups = append(a.groups, r.Group)
+		}
+		s := scores[i]
+		a.face[r.Group] = append(a.face[r.Group], s.Face)
+		a.subj[r.Group] = append(a.subj[r.Group], s.Subject)
+		a.clip[r.Group] = append(a.clip[r.Group], []float32{s.ClipT})
+		a.images++
+	}
+	var out []MetricRow
+	for mi, m := range methods {
+		a := by[m]
+		list := func(g map[string]metrics.Group) []metrics.Group {
+			out := make([]metrics.Group, len(a.groups))
+			for i, name := range a.groups {
+				out[i] = g[name]
+			}
+			return out
+		}
+		for k, st := range []struct {
+			name   string
+			groups []metrics.Group
+			stat   func([]metrics.Group) float64
+		}{
+			{"face_sim", list(a.face), metrics.Similarity},
+			{"face_div", list(a.face), metrics.Diversity},
+			{"clip_t", list(a.clip), metrics.MeanOfGroups},
+			{"dreamsim", list(a.subj), metrics.Similarity},
+		} {
+			if !slices.Contains(p.Metrics, st.name) {
+				continue
+			}
+			v := st.stat(st.groups)
+			if math.IsNaN(v) {
+				return nil, fmt.Errorf("%s %s: not defined for %d identities", m, st.name, len(st.groups))
+			}
+			iv := metrics.Interval{Lo: math.NaN(), Hi: math.NaN()}
+			if p.Bootstrap > 0 {
+				iv = metrics.Bootstrap(st.groups, st.stat, p.Bootstrap, 0.95, seed+uint64(100*mi+k))
+			}
+			out = append(out, MetricRow{Table: p.Table, Method: m, Metric: st.name, Value: v, Lo: iv.Lo, Hi: iv.Hi,
+				Identities: int32(len(a.groups)), Images: int32(a.images)})
+		}
+	}
+	return out, nil
+}
+
+// loadFace loads the identity encoder of dir, or the committed tiny one.
+func loadFace(dir string) (*tinyface.Model, error) {
+	if dir == "" {
+		return tinyface.LoadDefault()
+	}
+	return tinyface.Load(dir)
+}
+
+// loadCLIP loads the CLIP model of dir, or the committed tiny one.
+func loadCLIP(dir string) (*tinyclip.Model, error) {
+	if dir == "" {
+		return tinyclip.LoadDefault()
+	}
+	return tinyclip.Load(dir)
+}

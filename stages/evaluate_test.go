@@ -1,0 +1,171 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cocoflow/cocoflow/datasets/synthfaces"
+	"github.com/cocoflow/cocoflow/models/tinyclip"
+	"github.com/cocoflow/cocoflow/models/tinyface"
+)
+
+// metricModels trains an identity encoder and a CLIP for two steps on a few synthfaces images
+// and saves them: untrained models are enough to check the plumbing, not the numbers.
+func metricModels(t *testing.T) (face, clip string) {
+	t.Helper()
+	world, err := synthfaces.New(synthfaces.Config{Seed: 7, Identities: 4, ImagesPerIdentity: 2, Size: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imgs []image.Image
+	var labels []int
+	var caps [][]string
+	for id := range 4 {
+		for k := range 2 {
+			s, err := world.Render(id, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs = append(imgs, s.Image)
+			labels = append(labels, id)
+			caps = append(caps, []string{"a photo of a man."})
+		}
+	}
+	fo := tinyface.DefaultOptions()
+	fo.Steps, fo.BatchSize = 2, 4
+	fm, err := tinyface.Train(context.Background(), tinyface.Data{Images: imgs, Labels: labels}, fo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	face = filepath.Join(t.TempDir(), "face")
+	if err := fm.Save(face); err != nil {
+		t.Fatal(err)
+	}
+	co, err := tinyclip.DefaultOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	co.Steps, co.BatchSize = 2, 4
+	cm, err := tinyclip.Train(context.Background(), tinyclip.Data{Images: imgs, Captions: caps}, co, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip = filepath.Join(t.TempDir(), "clip")
+	if err := cm.Save(clip); err != nil {
+		t.Fatal(err)
+	}
+	return face, clip
+}
+
+func TestEvaluateProtocolAndTables(t *testing.T) {
+	gen := smallGenerator(t)
+	face, clip := metricModels(t)
+	dir := t.TempDir()
+	cfg := trainConfig(gen, 2) + fmt.Sprintf(`  - id: eval
+    uses: evaluate
+    inputs: {mapper: train.mapper, real: ingest}
+    with:
+      table: table2
+      prompt_set: tiny-scenes
+      subjects: [man, woman]
+      identities_per_subject: 2
+      samples_per_identity: 3
+      steps: 2
+      bootstrap: 50
+      metrics: [face_sim, face_div, clip_t, dreamsim]
+      shard_size: 5
+      model_dir: %q
+      face_model: %q
+      clip_model: %q
+`, gen, face, clip)
+	if _, err := runConfig(t, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	imgs := readAll[EvalImageRow](t, filepath.Join(dir, "p", "eval", "images"))
+	if len(imgs) != 3*2*2*3 {
+		t.Fatalf("%d images, want 36 (3 methods x 2 subjects x 2 identities x 3 samples)", len(imgs))
+	}
+	perGroup := map[string]int{}
+	for _, r := range imgs {
+		perGroup[r.Method+" "+r.Group]++
+		if !strings.Contains(r.Prompt, r.Subject) {
+			t.Errorf("%s: prompt %q does not name its subject %q", r.ID, r.Prompt, r.Subject)
+		}
+		switch r.Method {
+		case "cocoins":
+			if len(r.Codes) != 1 {
+				t.Errorf("%s: cocoins image with codes %v", r.ID, r.Codes)
+			}
+		case "no_code", "dataset":
+			if len(r.Codes) != 0 {
+				t.Errorf("%s: %s image with codes %v", r.ID, r.Method, r.Codes)
+			}
+		}
+	}
+	if len(perGroup) != 12 {
+		t.Fatalf("groups: %v", perGroup)
+	}
+	// no_code and cocoins share prompts and seeds image for image: only the code differs.
+	var nc, cc []EvalImageRow
+	for _, r := range imgs {
+		switch r.Method {
+		case "no_code":
+			nc = append(nc, r)
+		case "cocoins":
+			cc = append(cc, r)
+		}
+	}
+	for i := range nc {
+		if nc[i].Prompt != cc[i].Prompt || nc[i].Seed != cc[i].Seed {
+			t.Fatalf("image %d: no_code (%q, %d) and cocoins (%q, %d) are not paired", i, nc[i].Prompt, nc[i].Seed, cc[i].Prompt, cc[i].Seed)
+		}
+	}
+
+	scores := readAll[EvalScoreRow](t, filepath.Join(dir, "p", "eval", "scores"))
+	if len(scores) != len(imgs) || len(scores[0].Face) == 0 || len(scores[0].Image) == 0 || len(scores[0].Subject) == 0 {
+		t.Fatalf("scores: %d rows", len(scores))
+	}
+	table := readAll[MetricRow](t, filepath.Join(dir, "p", "eval", "metrics"))
+	got := map[string]MetricRow{}
+	for _, m := range table {
+		got[m.Method+"."+m.Metric] = m
+		if m.Table != "table2" || m.Identities != 4 || m.Images != 12 {
+			t.Errorf("metric row %+v", m)
+		}
+		if math.IsNaN(m.Value) || !(m.Lo <= m.Value+1e-9 && m.Value <= m.Hi+1e-9) {
+			t.Errorf("%s %s: value %.4f outside its interval [%.4f, %.4f]", m.Method, m.Metric, m.Value, m.Lo, m.Hi)
+		}
+	}
+	for _, method := range []string{"dataset", "no_code", "cocoins"} {
+		for _, metric := range []string{"face_sim", "face_div", "clip_t", "dreamsim"} {
+			if _, ok := got[method+"."+metric]; !ok {
+				t.Errorf("missing %s %s", method, metric)
+			}
+		}
+	}
+}
+
+func TestEvaluateNeedsItsInputs(t *testing.T) {
+	dir := t.TempDir()
+	_, err := runConfig(t, dir, tinyPrep+`  - id: eval
+    uses: evaluate
+    inputs: {real: ingest}
+    with: {methods: [cocoins], subjects: [man]}
+`)
+	if err == nil || !strings.Contains(err.Error(), "needs a trained mapper") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = runConfig(t, dir, tinyPrep+`  - id: eval
+    uses: evaluate
+    inputs: {real: ingest}
+    with: {methods: [dataset], subjects: [man], identities_per_subject: 50}
+`)
+	if err == nil || !strings.Contains(err.Error(), `identities of class "man"`) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,354 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/cocoflow/cocoflow/datasets/imageio"
+	"github.com/cocoflow/cocoflow/datasets/prompts"
+	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/mapper"
+	"github.com/cocoflow/cocoflow/models/text"
+	"github.com/cocoflow/cocoflow/pipeline"
+	"github.com/cocoflow/cocoflow/pipeline/chart"
+)
+
+type generateParams struct {
+	Family         string   `param:"family" default:"tiny" doc:"model family of the generator"`
+	ModelDir       string   `param:"model_dir" doc:"the family's model folder (\"\" for its built-in default)"`
+	Prompts        []string `param:"prompts" doc:"prompts, inline"`
+	PromptFile     string   `param:"prompt_file" doc:"a text file with one prompt per line (added to prompts)"`
+	PromptSet      string   `param:"prompt_set" doc:"a prompt set (datasets/prompts name or TSV path); with set_limit, its first prompts per subject are added"`
+	SetLimit       int      `param:"set_limit" default:"2" min:"1" doc:"prompts taken per subject from prompt_set"`
+	Codes          []int    `param:"codes" doc:"subject code seeds z (needs the mapper input); empty: no pseudo-words"`
+	CodesPerPrompt int      `param:"codes_per_prompt" default:"1" min:"1" max:"4" doc:"codes per generation, inserted before the 1st, 2nd... concept word (multi-subject)"`
+	NoCode         bool     `param:"no_code" default:"false" doc:"also generate every prompt without a pseudo-word (the plain generator)"`
+	Seeds          []int    `param:"seeds" default:"0,1,2,3" doc:"noise seeds: each (prompt, codes) is generated once per seed"`
+	Steps          int      `param:"steps" default:"20" min:"1" doc:"DDIM steps"`
+	Guidance       float64  `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
+	Eta            float64  `param:"eta" default:"0" min:"0" max:"1" doc:"DDIM η (0: deterministic sampling)"`
+	Concepts       []string `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words codes attach to"`
+	Batch          int      `param:"batch" default:"16" min:"1" fingerprint:"-" doc:"images per sampler batch"`
+	ShardSize      int      `param:"shard_size" default:"64" min:"1" doc:"images per shard"`
+}
+
+// GeneratedRow is one generated image (output "images" of generate).
+type GeneratedRow struct {
+	ID       string   `parquet:"id"`            // g-<item index>
+	Prompt   string   `parquet:"prompt"`        // the prompt as written
+	Codes    []int64  `parquet:"codes,list"`    // code seeds, one per instantiated concept; empty: none
+	Concepts []string `parquet:"concepts,list"` // the concept words the codes were inserted before
+	Seed     int64    `parquet:"seed"`          // noise seed
+	Steps    int32    `parquet:"steps"`         // DDIM steps
+	Guidance float32  `parquet:"guidance"`      // CFG scale
+	Width    int32    `parquet:"width"`
+	Height   int32    `parquet:"height"`
+	Image    []byte   `parquet:"image"` // PNG
+}
+
+func init() {
+	pipeline.Register(&pipeline.Kind{
+		Name:    "generate",
+		Version: "1",
+		Doc: "Generates images for prompts x subject codes x seeds with DDIM and classifier-free " +
+			"guidance, deterministically for a seed. A code z (from its integer seed) goes through the " +
+			"trained mapper to a pseudo-word inserted before a concept word; several codes per prompt " +
+			"instantiate several subjects. Writes image shards and a contact sheet (rows = codes, " +
+			"columns = prompts x seeds).",
+		Params:  pipeline.ParamsOf[generateParams](),
+		Inputs:  []pipeline.Port{{Name: "mapper", Doc: "train.mapper (needed when codes are given)", Optional: true}},
+		Outputs: []pipeline.Port{{Name: "images", Doc: "one row per image", Schema: GeneratedRow{}}},
+		Sharded: true,
+		Check: func(params any) error {
+			p := params.(*generateParams)
+			if len(p.Prompts) == 0 && p.PromptFile == "" && p.PromptSet == "" {
+				return fmt.Errorf("no prompts: give prompts, prompt_file or prompt_set")
+			}
+			if len(p.Codes)%p.CodesPerPrompt != 0 {
+				return fmt.Errorf("%d codes cannot be grouped %d per prompt", len(p.Codes), p.CodesPerPrompt)
+			}
+			return nil
+		},
+		New: func(params any) (pipeline.Stage, error) {
+			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
+				return runGenerate(ctx, job, params.(*generateParams))
+			}), nil
+		},
+	})
+}
+
+// genItem is one image to generate.
+type genItem struct {
+	Prompt string
+	Codes  []int64 // empty: no pseudo-word
+	Seed   uint64
+}
+
+func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) error {
+	prompts := slices.Clone(p.Prompts)
+	if p.PromptFile != "" {
+		data, err := os.ReadFile(p.PromptFile)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				prompts = append(prompts, l)
+			}
+		}
+	}
+	if p.PromptSet != "" {
+		set, err := loadPromptSet(p.PromptSet)
+		if err != nil {
+			return err
+		}
+		taken := map[string]int{}
+		for _, pr := range set {
+			if taken[pr.Subject] < p.SetLimit && !slices.Contains(prompts, pr.Text) {
+				taken[pr.Subject]++
+				prompts = append(prompts, pr.Text)
+			}
+		}
+	}
+	var groups [][]int64
+	if p.NoCode || len(p.Codes) == 0 {
+		groups = append(groups, nil)
+	}
+	for i := 0; i < len(p.Codes); i += p.CodesPerPrompt {
+		var g []int64
+		for _, c := range p.Codes[i : i+p.CodesPerPrompt] {
+			g = append(g, int64(c))
+		}
+		groups = append(groups, g)
+	}
+	var items []genItem
+	for _, codes := range groups {
+		for _, pr := range prompts {
+			for _, s := range p.Seeds {
+				items = append(items, genItem{Prompt: pr, Codes: codes, Seed: uint64(s)})
+			}
+		}
+	}
+	gen, err := newGenerator(job, p.Family, p.ModelDir, p.Concepts, family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, Eta: p.Eta, BatchSize: p.Batch})
+	if err != nil {
+		return err
+	}
+	if len(p.Codes) > 0 && gen.mapper == nil {
+		return fmt.Errorf("codes need a trained mapper: connect the mapper input to a train stage's mapper output")
+	}
+	out := job.Output("images")
+	shards := (len(items) + p.ShardSize - 1) / p.ShardSize
+	err = pipeline.MapShards(ctx, job, out, shards, func(ctx context.Context, shard int) ([]GeneratedRow, error) {
+		lo, hi := shard*p.ShardSize, min((shard+1)*p.ShardSize, len(items))
+		imgs, err := gen.render(items[lo:hi])
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]GeneratedRow, hi-lo)
+		for k, it := range items[lo:hi] {
+			png, err := imageio.PNG(imgs[k])
+			if err != nil {
+				return nil, err
+			}
+			b := imgs[k].Bounds()
+			rows[k] = GeneratedRow{
+				ID: fmt.Sprintf("g-%06d", lo+k), Prompt: it.Prompt, Codes: it.Codes, Concepts: gen.conceptsOf(it),
+				Seed: int64(it.Seed), Steps: int32(p.Steps), Guidance: float32(p.Guidance),
+				Width: int32(b.Dx()), Height: int32(b.Dy()), Image: png,
+			}
+		}
+		return rows, nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeGenerateSheet(job, out, len(prompts)*len(p.Seeds))
+}
+
+// writeGenerateSheet lays the generated images out as rows of one code group each.
+func writeGenerateSheet(job *pipeline.Job, out *pipeline.Output, perRow int) error {
+	if _, err := os.Stat(filepath.Join(out.Dir, pipeline.ShardName(0))); err != nil {
+		return nil // a slice without shard 0 leaves the sheet to another worker
+	}
+	var rows []GeneratedRow
+	for i := 0; ; i++ {
+		r, err := pipeline.ReadFile[GeneratedRow](filepath.Join(out.Dir, pipeline.ShardName(i)))
+		if err != nil {
+			break
+		}
+		rows = append(rows, r...)
+	}
+	sheet := chart.Sheet{Title: "generate: rows = subject codes, columns = prompts x seeds", Scale: 3, WrapAt: 14}
+	for i := 0; i < len(rows); i += perRow {
+		var cells []chart.Cell
+		for _, r := range rows[i:min(i+perRow, len(rows))] {
+			img, err := imageio.Decode(r.Image)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.ID, err)
+			}
+			cells = append(cells, chart.Cell{Image: img, Caption: fmt.Sprintf("%s s%d", r.Prompt, r.Seed)})
+		}
+		label := "no code"
+		if len(rows[i].Codes) > 0 {
+			label = fmt.Sprintf("code %v", rows[i].Codes)
+		}
+		sheet.RowLabels = append(sheet.RowLabels, label)
+		sheet.Rows = append(sheet.Rows, cells)
+	}
+	data, err := imageio.PNG(sheet.Draw())
+	if err != nil {
+		return err
+	}
+	return pipeline.WriteFileAtomic(filepath.Join(job.Dir, "contact_sheet.png"), data)
+}
+
+// generator renders genItems with a family's generator and, when given, a trained mapper.
+type generator struct {
+	g        family.Generator
+	tok      text.Tokenizer
+	mapper   *mapper.Mapper
+	concepts []string
+	opt      family.SampleOptions
+}
+
+// newGenerator loads the generator and, when the job has a mapper input, the trained mapper.
+func newGenerator(job *pipeline.Job, fam, modelDir string, concepts []string, opt family.SampleOptions) (*generator, error) {
+	spec, err := family.Lookup(fam)
+	if err != nil {
+		return nil, err
+	}
+	g, err := spec.Generator(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	gen := &generator{g: g, tok: g.Tokenizer(), concepts: concepts, opt: opt}
+	if ds := job.Input("mapper"); ds != nil {
+		gen.mapper, err = loadMapper(ds, job.Dir, g.Context())
+		if err != nil {
+			return nil, err
+		}
+	}
+	return gen, nil
+}
+
+// loadMapper reads a train stage's mapper dataset into ctx.
+func loadMapper(ds *pipeline.Dataset, scratch string, ctx *mlctx.Context) (*mapper.Mapper, error) {
+	rows, err := pipeline.ReadAll[MapperRow](ds)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 {
+		return nil, fmt.Errorf("%s: want one mapper row, found %d", ds.Dir, len(rows))
+	}
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(scratch, ".mapper-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Join(tmp, "weights"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, mapper.ConfigFile), []byte(rows[0].Config), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "weights", "checkpoint.bin"), rows[0].Weights, 0o644); err != nil {
+		return nil, err
+	}
+	m, err := mapper.Load(ctx, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ds.Dir, err)
+	}
+	return m, nil
+}
+
+// conceptPositions returns the token positions of the first n concept words of prompt, in order
+// of appearance, and those words.
+func (gen *generator) conceptPositions(prompt string, n int) ([]int, []string, error) {
+	enc := gen.tok.Encode(prompt)
+	var pos []int
+	var words []string
+	for t, w := range enc.WordOf {
+		if w < 0 || (t > 0 && enc.WordOf[t-1] == w) {
+			continue // BOS/EOS, or not the first token of its word
+		}
+		if slices.Contains(gen.concepts, enc.Words[w]) {
+			pos = append(pos, t)
+			words = append(words, enc.Words[w])
+			if len(pos) == n {
+				return pos, words, nil
+			}
+		}
+	}
+	return nil, nil, fmt.Errorf("prompt %q has %d of the %d concept words its codes need (concepts: %s)", prompt, len(pos), n, strings.Join(gen.concepts, ", "))
+}
+
+func (gen *generator) conceptsOf(it genItem) []string {
+	if len(it.Codes) == 0 {
+		return nil
+	}
+	_, words, _ := gen.conceptPositions(it.Prompt, len(it.Codes))
+	return words
+}
+
+// render generates the images of items, in order.
+func (gen *generator) render(items []genItem) ([]image.Image, error) {
+	reqs := make([]family.SampleRequest, len(items))
+	for i, it := range items {
+		ids := gen.tok.Encode(it.Prompt).IDs
+		if len(ids) > gen.tok.MaxLength() {
+			return nil, fmt.Errorf("prompt %q has %d tokens, the text encoder takes %d", it.Prompt, len(ids), gen.tok.MaxLength())
+		}
+		reqs[i] = family.SampleRequest{IDs: ids, Seed: it.Seed}
+		if len(it.Codes) == 0 {
+			continue
+		}
+		pos, _, err := gen.conceptPositions(it.Prompt, len(it.Codes))
+		if err != nil {
+			return nil, err
+		}
+		z := make([][]float32, len(it.Codes))
+		for k, c := range it.Codes {
+			z[k] = mapper.Code(uint64(c), gen.mapper.Config.CodeDim)
+		}
+		words, err := gen.mapper.Map(z)
+		if err != nil {
+			return nil, err
+		}
+		for k := range it.Codes {
+			reqs[i].Insertions = append(reqs[i].Insertions, family.Insertion{Position: pos[k], Words: words[k]})
+		}
+	}
+	latents, err := family.Sample(gen.g, reqs, gen.opt)
+	if err != nil {
+		return nil, err
+	}
+	shape := gen.g.Info().LatentShape
+	imgs := make([]image.Image, len(latents))
+	for i, l := range latents {
+		img, err := gen.g.Autoencoder().Decode(l, shape)
+		if err != nil {
+			return nil, err
+		}
+		imgs[i] = img
+	}
+	return imgs, nil
+}
+
+// loadPromptSet reads a named prompt set of datasets/prompts, or a TSV file in its format when
+// name is a path.
+func loadPromptSet(name string) ([]prompts.Prompt, error) {
+	if strings.ContainsAny(name, "/.") {
+		return prompts.ReadFile(name)
+	}
+	return prompts.Load(name)
+}
