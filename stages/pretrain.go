@@ -49,6 +49,7 @@ type pretrainParams struct {
 	GeneratorBatch       int     `param:"generator_batch" default:"32" min:"1" doc:"generator: latents per step"`
 	GeneratorLR          float64 `param:"generator_lr" default:"0.002" min:"0" doc:"generator: peak learning rate (AdamW, warm-up then cosine decay)"`
 	GeneratorWarmup      int     `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
+	GeneratorSNRFloor    float64 `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
 	GeneratorEvalSamples int     `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
 
 	FaceConfig string  `param:"face_config" doc:"JSON object overriding fields of tinyface.DefaultConfig, e.g. {\"dim\": 32}"`
@@ -87,7 +88,7 @@ func (p *pretrainParams) generatorConfig() (tiny.Config, error) {
 // generatorOptions returns the generator's pretraining options (without the checkpoint folder).
 func (p *pretrainParams) generatorOptions(seed uint64) tiny.PretrainOptions {
 	return tiny.PretrainOptions{Steps: p.GeneratorSteps, BatchSize: p.GeneratorBatch, LearningRate: p.GeneratorLR,
-		WarmupSteps: p.GeneratorWarmup, Seed: seed, CheckpointEvery: p.CheckpointEvery}
+		WarmupSteps: p.GeneratorWarmup, SNRFloor: p.GeneratorSNRFloor, Seed: seed, CheckpointEvery: p.CheckpointEvery}
 }
 
 // faceOptions returns tinyface.DefaultOptions with this stage's architecture, steps, batch,

@@ -440,4 +440,15 @@ func TestLearningRateSchedule(t *testing.T) {
 	if w := o.withDefaults().lossWeight(0.99); math.Abs(w-5/99.0) > 1e-9 { // SNR 99
 		t.Errorf("loss weight at SNR 99: %g, want 5/99", w)
 	}
+	if w := o.withDefaults().lossWeight(0.2); w != 1 { // SNR 1/4, no floor: plain ε-MSE
+		t.Errorf("loss weight at SNR 1/4: %g, want 1", w)
+	}
+	f := o
+	f.SNRFloor = 1
+	if w := f.withDefaults().lossWeight(0.2); math.Abs(w-4) > 1e-9 { // x̂₀ weight raised from 1/4 to 1
+		t.Errorf("loss weight at SNR 1/4 with floor 1: %g, want 4", w)
+	}
+	if w := f.withDefaults().lossWeight(0.99); math.Abs(w-5/99.0) > 1e-9 { // the floor leaves γ alone
+		t.Errorf("loss weight at SNR 99 with floor 1: %g, want 5/99", w)
+	}
 }
