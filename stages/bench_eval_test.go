@@ -127,12 +127,12 @@ func BenchmarkEvaluateScore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := sc.score(rows[:8]); err != nil { // compile outside the timing
+	if _, err := sc.score(rows[:8], nil); err != nil { // compile outside the timing
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := sc.score(rows); err != nil {
+		if _, err := sc.score(rows, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -27,6 +27,7 @@ type EvalScoreRow struct {
 	Image   []float32 `parquet:"image,list"`   // CLIP image embedding
 	Subject []float32 `parquet:"subject,list"` // CLIP image embedding of the subject region (DreamSim's role)
 	ClipT   float32   `parquet:"clip_t"`       // cosine(CLIP text of the prompt, CLIP image)
+	Class   string    `parquet:"class"`        // CLIP's pick among the evaluated subjects ("" when not asked)
 }
 
 // MetricRow is one aggregate measure of one method (output "metrics" of evaluate).

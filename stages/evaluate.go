@@ -36,10 +36,11 @@ type evaluateParams struct {
 	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
 	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
 
-	FaceModel string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
-	CLIPModel string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
-	Metrics   []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
-	Bootstrap int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
+	FaceModel  string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
+	CLIPModel  string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
+	Metrics    []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
+	ClassTable string   `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
+	Bootstrap  int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
 
 	Batch     int `param:"batch" default:"24" min:"1" fingerprint:"-" doc:"images per sampler batch"`
 	ShardSize int `param:"shard_size" default:"48" min:"1" doc:"images per shard of the images output"`
@@ -193,7 +194,11 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	if err != nil {
 		return err
 	}
-	scores, err := sc.score(rows)
+	var classes []string
+	if p.ClassTable != "" {
+		classes = subjects
+	}
+	scores, err := sc.score(rows, classes)
 	if err != nil {
 		return err
 	}
@@ -366,8 +371,10 @@ func newScorer(p *evaluateParams) (*scorer, error) {
 	return &scorer{face: face, clip: clip}, nil
 }
 
-// score embeds every image with the identity encoder and CLIP, and its prompt with CLIP.
-func (s *scorer) score(rows []EvalImageRow) ([]EvalScoreRow, error) {
+// score embeds every image with the identity encoder and CLIP, and its prompt with CLIP; with
+// classes, it also picks the class whose CLIP prompt ("a photo of a <class>.") is nearest to
+// each image.
+func (s *scorer) score(rows []EvalImageRow, classes []string) ([]EvalScoreRow, error) {
 	face, clip := s.face, s.clip
 	imgs := make([]image.Image, len(rows))
 	subj := make([]image.Image, len(rows))
@@ -395,10 +402,26 @@ func (s *scorer) score(rows []EvalImageRow) ([]EvalScoreRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ce [][]float32
+	if len(classes) > 0 {
+		cp := make([]string, len(classes))
+		for i, c := range classes {
+			cp[i] = tinyclip.ClassPrompt(c)
+		}
+		if ce, err = clip.EmbedTexts(cp); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]EvalScoreRow, len(rows))
 	for i, r := range rows {
 		out[i] = EvalScoreRow{ID: r.ID, Method: r.Method, Group: r.Group, Face: faces[i], Image: ie[i], Subject: se[i],
 			ClipT: float32(metrics.Cosine(te[i], ie[i]))}
+		best := math.Inf(-1)
+		for k, c := range ce {
+			if v := metrics.Cosine(ie[i], c); v > best {
+				best, out[i].Class = v, classes[k]
+			}
+		}
 	}
 	return out, nil
 }
@@ -421,16 +444,16 @@ func subjectRegion(img image.Image) image.Image {
 // over the identities, with bootstrap intervals over identities.
 func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, seed uint64) ([]MetricRow, error) {
 	type acc struct {
-		groups           []string
-		face, subj, clip map[string]metrics.Group
-		images           int
+		groups                  []string
+		face, subj, clip, class map[string]metrics.Group
+		images                  int
 	}
 	var methods []string
 	by := map[string]*acc{}
 	for i, r := range rows {
 		a, ok := by[r.Method]
 		if !ok {
-			a = &acc{face: map[string]metrics.Group{}, subj: map[string]metrics.Group{}, clip: map[string]metrics.Group{}}
+			a = &acc{face: map[string]metrics.Group{}, subj: map[string]metrics.Group{}, clip: map[string]metrics.Group{}, class: map[string]metrics.Group{}}
 			by[r.Method] = a
 			methods = append(methods, r.Method)
 		}
@@ -441,6 +464,11 @@ func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, se
 		a.face[r.Group] = append(a.face[r.Group], s.Face)
 		a.subj[r.Group] = append(a.subj[r.Group], s.Subject)
 		a.clip[r.Group] = append(a.clip[r.Group], []float32{s.ClipT})
+		hit := float32(0)
+		if s.Class == r.Subject {
+			hit = 1
+		}
+		a.class[r.Group] = append(a.class[r.Group], []float32{hit})
 		a.images++
 	}
 	var out []MetricRow
@@ -462,8 +490,15 @@ func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, se
 			{"face_div", list(a.face), metrics.Diversity},
 			{"clip_t", list(a.clip), metrics.MeanOfGroups},
 			{"dreamsim", list(a.subj), metrics.Similarity},
+			{"class_acc", list(a.class), metrics.MeanOfGroups},
 		} {
-			if !slices.Contains(p.Metrics, st.name) {
+			table := p.Table
+			if st.name == "class_acc" {
+				if p.ClassTable == "" {
+					continue
+				}
+				table = p.ClassTable
+			} else if !slices.Contains(p.Metrics, st.name) {
 				continue
 			}
 			v := st.stat(st.groups)
@@ -474,7 +509,7 @@ func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, se
 			if p.Bootstrap > 0 {
 				iv = metrics.Bootstrap(st.groups, st.stat, p.Bootstrap, 0.95, seed+uint64(100*mi+k))
 			}
-			out = append(out, MetricRow{Table: p.Table, Method: m, Metric: st.name, Value: v, Lo: iv.Lo, Hi: iv.Hi,
+			out = append(out, MetricRow{Table: table, Method: m, Metric: st.name, Value: v, Lo: iv.Lo, Hi: iv.Hi,
 				Identities: int32(len(a.groups)), Images: int32(a.images)})
 		}
 	}

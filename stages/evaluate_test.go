@@ -78,6 +78,7 @@ func TestEvaluateProtocolAndTables(t *testing.T) {
       steps: 2
       bootstrap: 50
       metrics: [face_sim, face_div, clip_t, dreamsim]
+      class_table: fidelity
       shard_size: 5
       model_dir: %q
       face_model: %q
@@ -127,14 +128,22 @@ func TestEvaluateProtocolAndTables(t *testing.T) {
 	}
 
 	scores := readAll[EvalScoreRow](t, filepath.Join(dir, "p", "eval", "scores"))
-	if len(scores) != len(imgs) || len(scores[0].Face) == 0 || len(scores[0].Image) == 0 || len(scores[0].Subject) == 0 {
+	if len(scores) != len(imgs) || len(scores[0].Face) == 0 || len(scores[0].Image) == 0 || len(scores[0].Subject) == 0 ||
+		(scores[0].Class != "man" && scores[0].Class != "woman") {
 		t.Fatalf("scores: %d rows", len(scores))
 	}
 	table := readAll[MetricRow](t, filepath.Join(dir, "p", "eval", "metrics"))
 	got := map[string]MetricRow{}
 	for _, m := range table {
 		got[m.Method+"."+m.Metric] = m
-		if m.Table != "table2" || m.Identities != 4 || m.Images != 12 {
+		wantTable := "table2"
+		if m.Metric == "class_acc" {
+			wantTable = "fidelity"
+			if m.Value < 0 || m.Value > 1 {
+				t.Errorf("%s class_acc %.3f outside [0, 1]", m.Method, m.Value)
+			}
+		}
+		if m.Table != wantTable || m.Identities != 4 || m.Images != 12 {
 			t.Errorf("metric row %+v", m)
 		}
 		if math.IsNaN(m.Value) || !(m.Lo <= m.Value+1e-9 && m.Value <= m.Hi+1e-9) {
@@ -142,7 +151,7 @@ func TestEvaluateProtocolAndTables(t *testing.T) {
 		}
 	}
 	for _, method := range []string{"dataset", "no_code", "cocoins"} {
-		for _, metric := range []string{"face_sim", "face_div", "clip_t", "dreamsim"} {
+		for _, metric := range []string{"face_sim", "face_div", "clip_t", "dreamsim", "class_acc"} {
 			if _, ok := got[method+"."+metric]; !ok {
 				t.Errorf("missing %s %s", method, metric)
 			}
