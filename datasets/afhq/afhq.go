@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/cocoflow/cocoflow/datasets/imageio"
 )
 
 // Classes are the three AFHQ classes, in record order.
@@ -196,7 +198,7 @@ func (d *Dataset) ImageBytes(r Record) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("afhq: %w", err)
 	}
-	format, err := sniff(data)
+	format, err := imageio.Sniff(data)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
@@ -211,7 +213,7 @@ func (d *Dataset) Image(r Record) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := decode(data, format)
+	img, err := imageio.DecodeAs(data, format)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Path(r), err)
 	}

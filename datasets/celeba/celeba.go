@@ -34,6 +34,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/cocoflow/cocoflow/datasets/imageio"
 )
 
 // Partition is the evaluation partition of an image in list_eval_partition.txt.
@@ -400,7 +402,7 @@ func (d *Dataset) ImageBytes(r Record) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("celeba: %w", err)
 	}
-	format, err := sniff(data)
+	format, err := imageio.Sniff(data)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
@@ -416,7 +418,7 @@ func (d *Dataset) Image(r Record) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := decode(data, format)
+	img, err := imageio.DecodeAs(data, format)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Path(r), err)
 	}
