@@ -37,6 +37,7 @@ type generateParams struct {
 	Concepts       []string `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words codes attach to"`
 	Batch          int      `param:"batch" default:"16" min:"1" fingerprint:"-" doc:"images per sampler batch"`
 	ShardSize      int      `param:"shard_size" default:"64" min:"1" doc:"images per shard"`
+	SheetBy        string   `param:"sheet_by" default:"codes" enum:"codes,prompts" doc:"contact sheet rows: one per code group, or one per code group and prompt"`
 }
 
 // GeneratedRow is one generated image (output "images" of generate).
@@ -169,23 +170,28 @@ func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) erro
 	if err != nil {
 		return err
 	}
-	return writeGenerateSheet(job, out, len(prompts)*len(p.Seeds))
+	if p.SheetBy == "prompts" {
+		return writeGenerateSheet(job, out, shards, len(p.Seeds), true)
+	}
+	return writeGenerateSheet(job, out, shards, len(prompts)*len(p.Seeds), false)
 }
 
-// writeGenerateSheet lays the generated images out as rows of one code group each.
-func writeGenerateSheet(job *pipeline.Job, out *pipeline.Output, perRow int) error {
+// writeGenerateSheet lays the generated images out as a contact sheet: one row per code group
+// (columns = prompts x seeds), or with byPrompt one row per code group and prompt (columns =
+// seeds).
+func writeGenerateSheet(job *pipeline.Job, out *pipeline.Output, shards, perRow int, byPrompt bool) error {
 	if _, err := os.Stat(filepath.Join(out.Dir, pipeline.ShardName(0))); err != nil {
 		return nil // a slice without shard 0 leaves the sheet to another worker
 	}
-	var rows []GeneratedRow
-	for i := 0; ; i++ {
-		r, err := pipeline.ReadFile[GeneratedRow](filepath.Join(out.Dir, pipeline.ShardName(i)))
-		if err != nil {
-			break
-		}
-		rows = append(rows, r...)
+	rows, err := readShards[GeneratedRow](out, shards)
+	if err != nil {
+		return err
 	}
-	sheet := chart.Sheet{Title: "generate: rows = subject codes, columns = prompts x seeds", Scale: 3, WrapAt: 14}
+	title := "generate: rows = subject codes, columns = prompts x seeds"
+	if byPrompt {
+		title = "generate: rows = prompts (and codes), columns = seeds"
+	}
+	sheet := chart.Sheet{Title: title, Scale: 3, WrapAt: 14}
 	for i := 0; i < len(rows); i += perRow {
 		var cells []chart.Cell
 		for _, r := range rows[i:min(i+perRow, len(rows))] {
@@ -193,11 +199,18 @@ func writeGenerateSheet(job *pipeline.Job, out *pipeline.Output, perRow int) err
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.ID, err)
 			}
-			cells = append(cells, chart.Cell{Image: img, Caption: fmt.Sprintf("%s s%d", r.Prompt, r.Seed)})
+			caption := fmt.Sprintf("%s s%d", r.Prompt, r.Seed)
+			if byPrompt {
+				caption = fmt.Sprintf("seed %d", r.Seed)
+			}
+			cells = append(cells, chart.Cell{Image: img, Caption: caption})
 		}
 		label := "no code"
 		if len(rows[i].Codes) > 0 {
 			label = fmt.Sprintf("code %v", rows[i].Codes)
+		}
+		if byPrompt {
+			label = rows[i].Prompt + " (" + label + ")"
 		}
 		sheet.RowLabels = append(sheet.RowLabels, label)
 		sheet.Rows = append(sheet.Rows, cells)

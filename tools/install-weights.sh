@@ -6,12 +6,14 @@
 #   tools/install-weights.sh [STAGE_DIR [DEST_ROOT]]
 #     STAGE_DIR  the pretrain stage's folder (default runs/tiny-pretrain/pretrain)
 #     DEST_ROOT  the repository root to install into (default: this repository)
+#   MODELS="face clip" tools/install-weights.sh   installs only those models (default: all three)
 # Rebuild afterwards: the weights are embedded with //go:embed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-runs/tiny-pretrain/pretrain}
 dest=${2:-.}
 files=(config.json checkpoint.bin)
+read -r -a models <<<"${MODELS:-generator face clip}"
 
 die() { echo "install-weights: $*" >&2; exit 1; }
 
@@ -28,7 +30,8 @@ seed=$(field seed)
 version=$(sed -n 's/^    "cocoflow": "\([^"]*\)",\{0,1\}$/\1/p' "$run_json" 2>/dev/null | head -n 1)
 
 # Check everything before changing anything.
-for model in generator face clip; do
+for model in "${models[@]}"; do
+  case $model in generator | face | clip) ;; *) die "unknown model $model (generator, face, clip)" ;; esac
   for f in "${files[@]}"; do
     [ -s "$stage/$model/final/$f" ] || die "$stage/$model/final/$f is missing: was $model trained in this run?"
   done
@@ -73,7 +76,11 @@ install_model() { # install_model MODEL PACKAGE WHAT
   echo "installed $model -> $out ($(du -ch "${files[@]/#/$out/}" | tail -n 1 | cut -f1))"
 }
 
-install_model generator tiny "generator (latent diffusion)"
-install_model face tinyface "identity encoder"
-install_model clip tinyclip "CLIP"
+for model in "${models[@]}"; do
+  case $model in
+  generator) install_model generator tiny "generator (latent diffusion)" ;;
+  face) install_model face tinyface "identity encoder" ;;
+  clip) install_model clip tinyclip "CLIP" ;;
+  esac
+done
 echo "rebuild (go build ./...) to embed the new weights"
