@@ -187,6 +187,11 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	}
 
 	ckptDir := filepath.Join(job.Dir, "checkpoints")
+	if job.Force { // --force: train from scratch, not from where the last run stopped
+		if err := os.RemoveAll(ckptDir); err != nil {
+			return err
+		}
+	}
 	csvPath := filepath.Join(job.Dir, "train_log.csv")
 	logRows, err := readTrainLog(csvPath)
 	if err != nil {

@@ -31,10 +31,22 @@ type StepFunc func(step int) ([]any, error)
 // ReportFunc receives the outputs of a step (outputs[0] is the loss) as float64 scalars.
 type ReportFunc func(step int, outputs []float64, elapsed time.Duration)
 
+// staleCheckpoint reports whether a checkpoint's meta disagrees with the run's Meta on a key
+// the run sets: a checkpoint of another configuration, which must not be resumed.
+func staleCheckpoint(stored, want map[string]string) bool {
+	for k, v := range want {
+		if stored[k] != v {
+			return true
+		}
+	}
+	return false
+}
+
 // Fit runs a training loop on ctx: graphFn (a context.NewExec graph function whose first output
 // is the scalar loss and which applies the optimizer update itself) is compiled once and called
-// for the remaining steps. If CheckpointDir holds a checkpoint, ctx is restored from it first and
-// training continues at its global step; a checkpoint is written every CheckpointEvery steps,
+// for the remaining steps. If CheckpointDir holds a checkpoint with the same Meta (a fingerprint
+// of the run's settings, say), ctx is restored from it first and training continues at its global
+// step; one with other Meta values is from another configuration and is discarded; a checkpoint is written every CheckpointEvery steps,
 // at the end, and when runCtx is cancelled (the run then returns runCtx's error). A run killed
 // hard loses at most the steps since the last checkpoint.
 func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc, opt FitOptions, report ReportFunc) error {
@@ -43,7 +55,16 @@ func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc,
 	}
 	if opt.CheckpointDir != "" {
 		if _, err := os.Stat(filepath.Join(opt.CheckpointDir, CheckpointFile)); err == nil {
-			if _, err := Load(ctx, opt.CheckpointDir); err != nil {
+			meta, err := ReadMeta(opt.CheckpointDir)
+			if err != nil {
+				return fmt.Errorf("fit: resume: %w", err)
+			}
+			if staleCheckpoint(meta, opt.Meta) {
+				// Another configuration's run: start afresh (its checkpoint is overwritten by ours).
+				if err := os.Remove(filepath.Join(opt.CheckpointDir, CheckpointFile)); err != nil {
+					return fmt.Errorf("fit: drop the checkpoint of another configuration: %w", err)
+				}
+			} else if _, err := Load(ctx, opt.CheckpointDir); err != nil {
 				return fmt.Errorf("fit: resume: %w", err)
 			}
 		}

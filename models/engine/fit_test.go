@@ -70,4 +70,23 @@ func TestFitResumeMatchesStraightRun(t *testing.T) {
 	if err != nil || meta["step"] != "0" {
 		t.Fatalf("checkpoint after cancel: meta %v err %v", meta, err)
 	}
+
+	// A checkpoint of another configuration (other Meta) is not resumed: the run starts afresh
+	// and its result equals the straight run's.
+	dir3 := t.TempDir()
+	if err := Fit(context.Background(), newCtx(), graphFn, batch, FitOptions{Steps: 3, CheckpointDir: dir3, Meta: map[string]string{"fingerprint": "a"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newCtx()
+	calls = 0
+	if err := Fit(context.Background(), fresh, graphFn, batch, FitOptions{Steps: 6, CheckpointDir: dir3, Meta: map[string]string{"fingerprint": "b"}}, func(int, []float64, time.Duration) { calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 6 {
+		t.Fatalf("run over another configuration's checkpoint made %d steps, want all 6", calls)
+	}
+	equalContexts(t, fresh, straight)
+	if m, err := ReadMeta(dir3); err != nil || m["fingerprint"] != "b" || m["step"] != "6" {
+		t.Fatalf("checkpoint after the fresh run: meta %v err %v", m, err)
+	}
 }
