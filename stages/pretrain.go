@@ -765,28 +765,19 @@ func pretrainTheFace(ctx context.Context, job *pipeline.Job, p *pretrainParams, 
 	}
 	job.Record("face_data", map[string]int{"train": len(train.Images), "held_out": len(held.Images), "unknown_identity": unknown})
 	r := &pretrainRun{job: job, name: pretrainFace, metric: "accuracy", steps: opt.Steps, every: p.CheckpointEvery, fingerprint: fp}
-	done, err := r.start()
-	if err != nil {
-		return PretrainedModelRow{}, nil, err
-	}
-	if !done {
+	m, err := trainOrLoad(r, tinyface.Load, func() (*tinyface.Model, func(string) error, error) {
 		job.Log.Info("training the identity encoder", "images", len(train.Images), "steps", opt.Steps, "batch", opt.BatchSize)
 		opt.CheckpointDir = r.checkpoints()
 		m, err := tinyface.Train(ctx, train, opt, func(pr tinyface.Progress) {
 			r.report(pr.Step-1, pr.Loss, pr.Accuracy, pr.Elapsed)
 		})
-		if err := r.finish(err); err != nil {
-			return PretrainedModelRow{}, nil, err
+		if err != nil {
+			return nil, nil, err
 		}
 		opt.CheckpointDir, opt.CheckpointEvery = "", 0 // the saved options must not depend on the workdir
-		if m.Meta, err = withOptionsMeta(m.Meta, opt); err != nil {
-			return PretrainedModelRow{}, nil, err
-		}
-		if err := r.saveFinal(m.Save); err != nil {
-			return PretrainedModelRow{}, nil, err
-		}
-	}
-	m, err := tinyface.Load(r.final())
+		m.Meta, err = withOptionsMeta(m.Meta, opt)
+		return m, m.Save, err
+	})
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}
@@ -845,28 +836,19 @@ func pretrainTheCLIP(ctx context.Context, job *pipeline.Job, p *pretrainParams, 
 	}
 	job.Record("clip_data", map[string]int{"train": len(train.Images), "held_out": len(held.Images), "without_caption": uncaptioned})
 	r := &pretrainRun{job: job, name: pretrainCLIP, metric: "accuracy", steps: opt.Steps, every: p.CheckpointEvery, fingerprint: fp}
-	done, err := r.start()
-	if err != nil {
-		return PretrainedModelRow{}, nil, err
-	}
-	if !done {
+	m, err := trainOrLoad(r, tinyclip.Load, func() (*tinyclip.Model, func(string) error, error) {
 		job.Log.Info("training the tiny CLIP", "images", len(train.Images), "steps", opt.Steps, "batch", opt.BatchSize)
 		opt.CheckpointDir = r.checkpoints()
 		m, err := tinyclip.Train(ctx, train, opt, func(pr tinyclip.Progress) {
 			r.report(pr.Step-1, pr.Loss, pr.Accuracy, pr.Elapsed)
 		})
-		if err := r.finish(err); err != nil {
-			return PretrainedModelRow{}, nil, err
+		if err != nil {
+			return nil, nil, err
 		}
 		opt.CheckpointDir, opt.CheckpointEvery = "", 0 // the saved options must not depend on the workdir
-		if m.Meta, err = withOptionsMeta(m.Meta, opt); err != nil {
-			return PretrainedModelRow{}, nil, err
-		}
-		if err := r.saveFinal(m.Save); err != nil {
-			return PretrainedModelRow{}, nil, err
-		}
-	}
-	m, err := tinyclip.Load(r.final())
+		m.Meta, err = withOptionsMeta(m.Meta, opt)
+		return m, m.Save, err
+	})
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}
@@ -881,6 +863,28 @@ func pretrainTheCLIP(ctx context.Context, job *pipeline.Job, p *pretrainParams, 
 	}
 	row, err := r.row(m.Config(), eval)
 	return row, r.rows, err
+}
+
+// trainOrLoad trains a model with train unless r's final folder is up to date, saves it there
+// with the save function train returns, and loads the final folder back with load (so a trained
+// and a reused model are the same bytes). A failed or cancelled training keeps its log and
+// checkpoints (r.finish).
+func trainOrLoad[M any](r *pretrainRun, load func(dir string) (M, error), train func() (M, func(dir string) error, error)) (M, error) {
+	var zero M
+	done, err := r.start()
+	if err != nil {
+		return zero, err
+	}
+	if !done {
+		_, save, err := train()
+		if err := r.finish(err); err != nil {
+			return zero, err
+		}
+		if err := r.saveFinal(save); err != nil {
+			return zero, err
+		}
+	}
+	return load(r.final())
 }
 
 // withOptionsMeta returns a copy of meta with opt as "options", where the tinyface and tinyclip
