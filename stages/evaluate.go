@@ -171,7 +171,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		if genErr != nil {
 			return nil, genErr
 		}
-		imgs, err := gen.render(todo)
+		imgs, _, err := gen.render(todo)
 		if err != nil {
 			return nil, err
 		}

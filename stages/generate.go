@@ -148,7 +148,7 @@ func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) erro
 	shards := (len(items) + p.ShardSize - 1) / p.ShardSize
 	err = pipeline.MapShards(ctx, job, out, shards, func(ctx context.Context, shard int) ([]GeneratedRow, error) {
 		lo, hi := shard*p.ShardSize, min((shard+1)*p.ShardSize, len(items))
-		imgs, err := gen.render(items[lo:hi])
+		imgs, concepts, err := gen.render(items[lo:hi])
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +160,7 @@ func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) erro
 			}
 			b := imgs[k].Bounds()
 			rows[k] = GeneratedRow{
-				ID: fmt.Sprintf("g-%06d", lo+k), Prompt: it.Prompt, Codes: it.Codes, Concepts: gen.conceptsOf(it),
+				ID: fmt.Sprintf("g-%06d", lo+k), Prompt: it.Prompt, Codes: it.Codes, Concepts: concepts[k],
 				Seed: int64(it.Seed), Steps: int32(p.Steps), Guidance: float32(p.Guidance),
 				Width: int32(b.Dx()), Height: int32(b.Dy()), Image: png,
 			}
@@ -284,10 +284,9 @@ func loadMapper(ds *pipeline.Dataset, scratch string, ctx *mlctx.Context) (*mapp
 	return m, nil
 }
 
-// conceptPositions returns the token positions of the first n concept words of prompt, in order
-// of appearance, and those words.
-func (gen *generator) conceptPositions(prompt string, n int) ([]int, []string, error) {
-	enc := gen.tok.Encode(prompt)
+// conceptPositions returns the token positions of the first n concept words of the prompt
+// encoded as enc, in order of appearance, and those words.
+func (gen *generator) conceptPositions(prompt string, enc text.Encoding, n int) ([]int, []string, error) {
 	var pos []int
 	var words []string
 	for t, w := range enc.WordOf {
@@ -305,56 +304,56 @@ func (gen *generator) conceptPositions(prompt string, n int) ([]int, []string, e
 	return nil, nil, fmt.Errorf("prompt %q has %d of the %d concept words its codes need (concepts: %s)", prompt, len(pos), n, strings.Join(gen.concepts, ", "))
 }
 
-func (gen *generator) conceptsOf(it genItem) []string {
-	if len(it.Codes) == 0 {
-		return nil
-	}
-	_, words, _ := gen.conceptPositions(it.Prompt, len(it.Codes))
-	return words
-}
-
-// render generates the images of items, in order.
-func (gen *generator) render(items []genItem) ([]image.Image, error) {
+// render generates the images of items, in order, and returns with them the concept words each
+// item's codes were inserted before (nil for an item without codes). The codes of all items go
+// through the mapper in one call.
+func (gen *generator) render(items []genItem) ([]image.Image, [][]string, error) {
 	reqs := make([]family.SampleRequest, len(items))
+	concepts := make([][]string, len(items))
+	positions := make([][]int, len(items))
+	var z [][]float32
 	for i, it := range items {
-		ids := gen.tok.Encode(it.Prompt).IDs
-		if len(ids) > gen.tok.MaxLength() {
-			return nil, fmt.Errorf("prompt %q has %d tokens, the text encoder takes %d", it.Prompt, len(ids), gen.tok.MaxLength())
+		enc := gen.tok.Encode(it.Prompt)
+		if len(enc.IDs) > gen.tok.MaxLength() {
+			return nil, nil, fmt.Errorf("prompt %q has %d tokens, the text encoder takes %d", it.Prompt, len(enc.IDs), gen.tok.MaxLength())
 		}
-		reqs[i] = family.SampleRequest{IDs: ids, Seed: it.Seed}
+		reqs[i] = family.SampleRequest{IDs: enc.IDs, Seed: it.Seed}
 		if len(it.Codes) == 0 {
 			continue
 		}
-		pos, _, err := gen.conceptPositions(it.Prompt, len(it.Codes))
+		pos, words, err := gen.conceptPositions(it.Prompt, enc, len(it.Codes))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		z := make([][]float32, len(it.Codes))
-		for k, c := range it.Codes {
-			z[k] = mapper.Code(uint64(c), gen.mapper.Config.CodeDim)
+		positions[i], concepts[i] = pos, words
+		for _, c := range it.Codes {
+			z = append(z, mapper.Code(uint64(c), gen.mapper.Config.CodeDim))
 		}
-		words, err := gen.mapper.Map(z)
-		if err != nil {
-			return nil, err
-		}
-		for k := range it.Codes {
-			reqs[i].Insertions = append(reqs[i].Insertions, family.Insertion{Position: pos[k], Words: words[k]})
+	}
+	pseudo, err := gen.mapper.Map(z) // nil when no item has codes
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, pos := range positions {
+		for k := range pos {
+			reqs[i].Insertions = append(reqs[i].Insertions, family.Insertion{Position: pos[k], Words: pseudo[0]})
+			pseudo = pseudo[1:]
 		}
 	}
 	latents, err := family.Sample(gen.g, reqs, gen.opt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	shape := gen.g.Info().LatentShape
 	imgs := make([]image.Image, len(latents))
 	for i, l := range latents {
 		img, err := gen.g.Autoencoder().Decode(l, shape)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		imgs[i] = img
 	}
-	return imgs, nil
+	return imgs, concepts, nil
 }
 
 // loadPromptSet reads a named prompt set of datasets/prompts, or a TSV file in its format when
