@@ -266,8 +266,9 @@ func encodeShard[T any](rows []T, shard int, key string) ([]byte, error) {
 func blobOptions[T any]() []parquet.WriterOption {
 	var zero T
 	var opts []parquet.WriterOption
-	for _, path := range parquet.SchemaOf(zero).Columns() {
-		leaf, ok := parquet.SchemaOf(zero).Lookup(path...)
+	schema := parquet.SchemaOf(zero)
+	for _, path := range schema.Columns() {
+		leaf, ok := schema.Lookup(path...)
 		if !ok || leaf.Node.Type().Kind() != parquet.ByteArray || leaf.Node.Type().LogicalType() != nil {
 			continue
 		}

@@ -266,6 +266,10 @@ func conceptWords(subjects []string) []string {
 // by the pseudo-words. For no_code a "group" is an identity slot: the same prompts and seeds
 // without a code, which is what a user without CoCoIns would get.
 func generatedItems(method string, p *evaluateParams, bySubject map[string][]string, subjects []string) []evalItem {
+	name := method
+	if method == "cocoins" {
+		name = p.Name
+	}
 	var items []evalItem
 	for si, s := range subjects {
 		ps := bySubject[s]
@@ -278,10 +282,6 @@ func generatedItems(method string, p *evaluateParams, bySubject map[string][]str
 				}
 			}
 			for j := range p.Samples {
-				name := method
-				if method == "cocoins" {
-					name = p.Name
-				}
 				items = append(items, evalItem{EvalImageRow: EvalImageRow{
 					Method: name, Subject: s, Group: fmt.Sprintf("%s/%02d", s, k), Sample: int32(j),
 					Prompt: ps[(k*p.Samples+j)%len(ps)], Codes: codes,
