@@ -243,7 +243,7 @@ func newGenerator(job *pipeline.Job, fam, modelDir string, concepts []string, op
 	}
 	gen := &generator{g: g, tok: g.Tokenizer(), concepts: concepts, opt: opt}
 	if ds := job.Input("mapper"); ds != nil {
-		gen.mapper, err = loadMapper(ds, job.Dir, g.Context())
+		gen.mapper, err = loadMapper(ds, g.Context())
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +252,7 @@ func newGenerator(job *pipeline.Job, fam, modelDir string, concepts []string, op
 }
 
 // loadMapper reads a train stage's mapper dataset into ctx.
-func loadMapper(ds *pipeline.Dataset, scratch string, ctx *mlctx.Context) (*mapper.Mapper, error) {
+func loadMapper(ds *pipeline.Dataset, ctx *mlctx.Context) (*mapper.Mapper, error) {
 	rows, err := pipeline.ReadAll[MapperRow](ds)
 	if err != nil {
 		return nil, err
@@ -260,28 +260,7 @@ func loadMapper(ds *pipeline.Dataset, scratch string, ctx *mlctx.Context) (*mapp
 	if len(rows) != 1 {
 		return nil, fmt.Errorf("%s: want one mapper row, found %d", ds.Dir, len(rows))
 	}
-	if err := os.MkdirAll(scratch, 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(scratch, ".mapper-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.MkdirAll(filepath.Join(tmp, "weights"), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, mapper.ConfigFile), []byte(rows[0].Config), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "weights", "checkpoint.bin"), rows[0].Weights, 0o644); err != nil {
-		return nil, err
-	}
-	m, err := mapper.Load(ctx, tmp)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ds.Dir, err)
-	}
-	return m, nil
+	return mapper.LoadBytes(ctx, []byte(rows[0].Config), rows[0].Weights, ds.Dir)
 }
 
 // conceptPositions returns the token positions of the first n concept words of the prompt

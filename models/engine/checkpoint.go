@@ -169,6 +169,12 @@ func Load(ctx *context.Context, dir string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine.Load: %w", err)
 	}
+	return LoadBytes(ctx, raw, path)
+}
+
+// LoadBytes is Load for the bytes of a checkpoint file held in memory (embedded default
+// weights, a checkpoint stored in a shard); path names them in errors.
+func LoadBytes(ctx *context.Context, raw []byte, path string) (map[string]string, error) {
 	hdr, data, err := parseCheckpoint(raw)
 	if err != nil {
 		return nil, fmt.Errorf("engine.Load: %s: %w", path, err)

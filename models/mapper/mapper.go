@@ -179,18 +179,30 @@ func Save(ctx *context.Context, cfg Config, dir string) error {
 
 // Load reads a saved mapper into ctx (its variables under Scope, frozen) and returns it.
 func Load(ctx *context.Context, dir string) (*Mapper, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	config, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, fmt.Errorf("mapper: %w (is %s a trained mapper? it is written by the train stage)", err, dir)
 	}
+	weightsPath := filepath.Join(dir, weightsDir, engine.CheckpointFile)
+	weights, err := os.ReadFile(weightsPath)
+	if err != nil {
+		return nil, fmt.Errorf("mapper: %w", err)
+	}
+	return LoadBytes(ctx, config, weights, dir)
+}
+
+// LoadBytes is Load for a mapper held in memory: config is its mapper.json, weights its
+// checkpoint file (a train stage's mapper row holds both); name says where they came from in
+// errors.
+func LoadBytes(ctx *context.Context, config, weights []byte, name string) (*Mapper, error) {
 	var cfg Config
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("mapper: %s: %w", filepath.Join(dir, ConfigFile), err)
+	if err := json.Unmarshal(config, &cfg); err != nil {
+		return nil, fmt.Errorf("mapper: %s: %s: %w", name, ConfigFile, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+		return nil, fmt.Errorf("%s: %s: %w", name, ConfigFile, err)
 	}
-	if _, err := engine.Load(ctx, filepath.Join(dir, weightsDir)); err != nil {
+	if _, err := engine.LoadBytes(ctx, weights, filepath.Join(name, weightsDir, engine.CheckpointFile)); err != nil {
 		return nil, fmt.Errorf("mapper: %w", err)
 	}
 	for v := range ctx.In(Scope).IterVariablesInScope() {
