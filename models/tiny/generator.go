@@ -134,6 +134,17 @@ func Load(dir string) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiny: %w", err)
 	}
+	ckpt := filepath.Join(dir, engine.CheckpointFile)
+	raw, err := os.ReadFile(ckpt)
+	if err != nil {
+		return nil, fmt.Errorf("tiny: %w", err)
+	}
+	return loadBytes(data, raw, path, ckpt)
+}
+
+// loadBytes is Load for the contents of config.json (named path in errors) and checkpoint.bin
+// (named ckpt).
+func loadBytes(data, raw []byte, path, ckpt string) (*Generator, error) {
 	cfg, err := ParseConfig(path, data)
 	if err != nil {
 		return nil, err
@@ -143,10 +154,9 @@ func Load(dir string) (*Generator, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	loaded := context.New()
-	if _, err := engine.Load(loaded, dir); err != nil {
+	if _, err := engine.LoadBytes(loaded, raw, ckpt); err != nil {
 		return nil, err
 	}
-	ckpt := filepath.Join(dir, engine.CheckpointFile)
 	want := map[string]shapes.Shape{}
 	for v := range ref.ctx.IterVariables() {
 		want[v.ScopeAndName()] = v.Shape()
@@ -184,19 +194,7 @@ func LoadDefault() (*Generator, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("tiny: embedded weights: %w", err)
 	}
-	// engine.Load reads from a directory: stage the embedded files in a temporary one.
-	dir, err := os.MkdirTemp("", "cocoflow-tiny-weights-*")
-	if err != nil {
-		return nil, fmt.Errorf("tiny: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), cfgData, 0o644); err != nil {
-		return nil, fmt.Errorf("tiny: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, engine.CheckpointFile), ckpt, 0o644); err != nil {
-		return nil, fmt.Errorf("tiny: %w", err)
-	}
-	g, err := Load(dir)
+	g, err := loadBytes(cfgData, ckpt, "weights/"+ConfigFile, "weights/"+engine.CheckpointFile)
 	if err != nil {
 		return nil, fmt.Errorf("tiny: embedded default weights: %w", err)
 	}

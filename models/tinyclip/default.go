@@ -27,7 +27,7 @@ func LoadDefault() (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tinyclip: embedded weights: %w", err)
 	}
-	m, err := tinyface.LoadFS(sub, ErrNoDefaultWeights, Load)
+	m, err := tinyface.LoadFS(sub, ErrNoDefaultWeights, LoadFrom)
 	if err != nil && !errors.Is(err, ErrNoDefaultWeights) {
 		return nil, fmt.Errorf("tinyclip: embedded default weights: %w", err)
 	}

@@ -23,7 +23,7 @@ func TestLoadFSOfATinyCLIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsys := fstest.MapFS{"README.md": {Data: []byte("# weights\n")}}
-	if _, err := tinyface.LoadFS(fsys, ErrNoDefaultWeights, Load); !errors.Is(err, ErrNoDefaultWeights) {
+	if _, err := tinyface.LoadFS(fsys, ErrNoDefaultWeights, LoadFrom); !errors.Is(err, ErrNoDefaultWeights) {
 		t.Fatalf("README only: got %v, want ErrNoDefaultWeights", err)
 	}
 	for _, name := range []string{tinyface.ConfigFile, engine.CheckpointFile} {
@@ -33,7 +33,7 @@ func TestLoadFSOfATinyCLIP(t *testing.T) {
 		}
 		fsys[name] = &fstest.MapFile{Data: b}
 	}
-	got, err := tinyface.LoadFS(fsys, ErrNoDefaultWeights, Load)
+	got, err := tinyface.LoadFS(fsys, ErrNoDefaultWeights, LoadFrom)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ package tinyclip
 import (
 	"fmt"
 	"image"
+	"io/fs"
+	"os"
 	"sync"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -306,9 +308,13 @@ func (m *Model) Save(dir string) error {
 // Load reads a model written by Save from dir. It returns an error naming the file and what was
 // wrong: missing files, another format, an invalid config, weights that do not fit it, or a
 // tokenizer that does not match the model's vocabulary.
-func Load(dir string) (*Model, error) {
+func Load(dir string) (*Model, error) { return LoadFrom(os.DirFS(dir), dir) }
+
+// LoadFrom is Load for a model saved in the root of fsys (an embedded weights folder, say);
+// where names that root in errors.
+func LoadFrom(fsys fs.FS, where string) (*Model, error) {
 	var s savedModel
-	ctx, err := tinyface.LoadModel(dir, formatName, &s, func() error { return s.Config.Validate() })
+	ctx, err := tinyface.LoadModel(fsys, where, formatName, &s, func() error { return s.Config.Validate() })
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +324,7 @@ func Load(dir string) (*Model, error) {
 		TextGraph(c.In(modelScope), cfg, graph.Zeros(g, shapes.Make(dtypes.Int32, 1, cfg.Text.Length)), graph.Zeros(g, shapes.Make(dtypes.Int32, 1)))
 		LogitScale(c.In(modelScope), g)
 	}); err != nil {
-		return nil, fmt.Errorf("tinyclip.Load: %s: %w", dir, err)
+		return nil, fmt.Errorf("tinyclip.Load: %s: %w", where, err)
 	}
 	return newModel(s.Config, ctx, s.Meta)
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/cocoflow/cocoflow/models/engine"
 )
@@ -30,7 +28,7 @@ func LoadDefault() (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tinyface: embedded weights: %w", err)
 	}
-	m, err := LoadFS(sub, ErrNoDefaultWeights, Load)
+	m, err := LoadFS(sub, ErrNoDefaultWeights, LoadFrom)
 	if err != nil && !errors.Is(err, ErrNoDefaultWeights) {
 		return nil, fmt.Errorf("tinyface: embedded default weights: %w", err)
 	}
@@ -38,16 +36,14 @@ func LoadDefault() (*Model, error) {
 }
 
 // LoadFS loads a model saved in the root of fsys (ConfigFile and engine.CheckpointFile, as Save
-// writes them, for example an embedded weights folder) with load, which reads a directory:
-// the two files are copied into a temporary directory that is removed afterwards. It returns
-// missing when fsys has no ConfigFile, missing wrapped with the file's name when it has
-// ConfigFile but no checkpoint, and load's error otherwise.
-func LoadFS[M any](fsys fs.FS, missing error, load func(dir string) (M, error)) (M, error) {
+// writes them, for example an embedded weights folder) with load. It returns missing when fsys
+// has no ConfigFile, missing wrapped with the file's name when it has ConfigFile but no
+// checkpoint, and load's error otherwise.
+func LoadFS[M any](fsys fs.FS, missing error, load func(fsys fs.FS, where string) (M, error)) (M, error) {
 	var zero M
 	files := []string{ConfigFile, engine.CheckpointFile}
-	data := make([][]byte, len(files))
 	for i, name := range files {
-		b, err := fs.ReadFile(fsys, name)
+		_, err := fs.Stat(fsys, name)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && i == 0:
 			return zero, missing
@@ -56,17 +52,6 @@ func LoadFS[M any](fsys fs.FS, missing error, load func(dir string) (M, error)) 
 		case err != nil:
 			return zero, fmt.Errorf("%s: %w", name, err)
 		}
-		data[i] = b
 	}
-	dir, err := os.MkdirTemp("", "cocoflow-weights-*")
-	if err != nil {
-		return zero, err
-	}
-	defer os.RemoveAll(dir)
-	for i, name := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data[i], 0o644); err != nil {
-			return zero, err
-		}
-	}
-	return load(dir)
+	return load(fsys, "weights")
 }

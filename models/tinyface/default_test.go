@@ -50,7 +50,7 @@ func TestLoadFS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := LoadFS(tc.fsys, ErrNoDefaultWeights, Load)
+			got, err := LoadFS(tc.fsys, ErrNoDefaultWeights, LoadFrom)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)

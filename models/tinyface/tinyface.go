@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,9 +205,13 @@ func (m *Model) Save(dir string) error {
 
 // Load reads a model written by Save from dir. It returns an error naming the file and what was
 // wrong: missing files, another format, an invalid config, or weights that do not fit it.
-func Load(dir string) (*Model, error) {
+func Load(dir string) (*Model, error) { return LoadFrom(os.DirFS(dir), dir) }
+
+// LoadFrom is Load for a model saved in the root of fsys (an embedded weights folder, say);
+// where names that root in errors.
+func LoadFrom(fsys fs.FS, where string) (*Model, error) {
 	var s savedModel
-	ctx, err := LoadModel(dir, formatName, &s, func() error { return s.Config.Validate() })
+	ctx, err := LoadModel(fsys, where, formatName, &s, func() error { return s.Config.Validate() })
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +219,7 @@ func Load(dir string) (*Model, error) {
 	if err := CheckVariables(ctx, func(g *context.Context, gr *graph.Graph) {
 		EmbedGraph(g.In(modelScope), s.Config, graph.Zeros(gr, tokenShape(s.Config.Tower, 1)))
 	}); err != nil {
-		return nil, fmt.Errorf("tinyface.Load: %s: %w", dir, err)
+		return nil, fmt.Errorf("tinyface.Load: %s: %w", where, err)
 	}
 	return m, nil
 }
@@ -252,14 +257,15 @@ func SaveModel(dir, what string, cfg any, ctx *context.Context, meta map[string]
 	return nil
 }
 
-// LoadModel reads dir/ConfigFile into cfg (a pointer to a struct with a "format" field that must
-// equal format), runs validate, and loads the weights into a new context. It returns an error
-// naming the file and what was wrong.
-func LoadModel(dir, format string, cfg any, validate func() error) (*context.Context, error) {
-	path := filepath.Join(dir, ConfigFile)
-	data, err := os.ReadFile(path)
+// LoadModel reads ConfigFile from the root of fsys into cfg (a pointer to a struct with a
+// "format" field that must equal format), runs validate, and loads the weights
+// (engine.CheckpointFile) into a new context. where names the root in errors, which name the
+// file and what was wrong.
+func LoadModel(fsys fs.FS, where, format string, cfg any, validate func() error) (*context.Context, error) {
+	path := filepath.Join(where, ConfigFile)
+	data, err := fs.ReadFile(fsys, ConfigFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: load: %w", format, err)
+		return nil, fmt.Errorf("%s: load %s: %w", format, path, err)
 	}
 	var head struct {
 		Format string `json:"format"`
@@ -278,8 +284,13 @@ func LoadModel(dir, format string, cfg any, validate func() error) (*context.Con
 	if err := validate(); err != nil {
 		return nil, fmt.Errorf("%s: load %s: %w", format, path, err)
 	}
+	ckpt := filepath.Join(where, engine.CheckpointFile)
+	raw, err := fs.ReadFile(fsys, engine.CheckpointFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: load weights %s: %w", format, ckpt, err)
+	}
 	ctx := context.New()
-	if _, err := engine.Load(ctx, dir); err != nil {
+	if _, err := engine.LoadBytes(ctx, raw, ckpt); err != nil {
 		return nil, fmt.Errorf("%s: load weights: %w", format, err)
 	}
 	return ctx, nil
