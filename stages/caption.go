@@ -17,6 +17,7 @@ import (
 type captionParams struct {
 	Backend     string        `param:"backend" default:"template" enum:"template,openai" doc:"template (from attributes) or openai (a vision-language model behind an OpenAI-compatible server)"`
 	PerImage    int           `param:"per_image" default:"2" min:"2" max:"16" doc:"captions per image (CoCoIns pairs two different captions of one image)"`
+	Attributes  int           `param:"attributes" default:"2" min:"1" max:"8" doc:"template: most attribute keys one caption names (an identity has more)"`
 	BaseURL     string        `param:"base_url" default:"http://localhost:8000/v1" doc:"openai: server base URL (vLLM, llama.cpp server, Ollama /v1)"`
 	Model       string        `param:"model" default:"llava-hf/llava-v1.6-mistral-7b-hf" doc:"openai: model name as the server knows it"`
 	Prompts     []string      `param:"prompts" doc:"openai: one instruction per caption (default: two built-in instructions)"`
@@ -57,7 +58,7 @@ func init() {
 
 func newCaptioner(p *captionParams) (captioner.Captioner, string, error) {
 	if p.Backend == "template" {
-		return captioner.NewTemplate(), "template", nil
+		return &captioner.Template{MaxAttributes: p.Attributes}, "template", nil
 	}
 	c, err := captioner.NewOpenAI(captioner.OpenAIConfig{
 		BaseURL: p.BaseURL, Model: p.Model, Prompts: p.Prompts, APIKeyEnv: p.APIKeyEnv,

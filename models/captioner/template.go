@@ -19,9 +19,14 @@ import (
 // attributes). A caption names the class, usually the scene, and a random subset of at most
 // two attributes, so that it never pins down an identity. It ignores Request.Image. The zero
 // value is ready to use and safe for concurrent use.
-type Template struct{}
+type Template struct {
+	// MaxAttributes is the most attribute keys one caption reveals; 0 means 2. More makes
+	// captions richer, like a vision-language model's, and lets a text-to-image model trained
+	// on them learn to follow attribute words; an identity keeps more keys than any caption names.
+	MaxAttributes int
+}
 
-// NewTemplate returns a template captioner.
+// NewTemplate returns a template captioner whose captions reveal at most 2 attribute keys.
 func NewTemplate() *Template { return &Template{} }
 
 var _ Captioner = (*Template)(nil)
@@ -42,8 +47,22 @@ const (
 	extraProb = 0.3
 )
 
-// attributeCounts weights how many attribute keys (0, 1, 2) a caption reveals.
+// attributeCounts weights how many attribute keys (0, 1, 2) a caption reveals by default.
 var attributeCounts = []float64{0.2, 0.45, 0.35}
+
+// countWeights weights how many attribute keys (0 ... max) a caption reveals: attributeCounts
+// for max 2 (or 0, the default); otherwise 0.1 for none and the rest spread evenly over 1 ... max.
+func countWeights(max int) []float64 {
+	if max == 0 || max == len(attributeCounts)-1 {
+		return attributeCounts
+	}
+	w := make([]float64, max+1)
+	w[0] = 0.1
+	for k := 1; k <= max; k++ {
+		w[k] = 0.9 / float64(max)
+	}
+	return w
+}
 
 // Frames: what comes before the subject's noun phrase.
 var (
@@ -84,8 +103,9 @@ type choice struct {
 type plan struct {
 	class   string
 	frames  []string
-	choices []choice // facets with something to say, in facet order
-	limit   int      // most attribute keys one caption may reveal
+	choices []choice  // facets with something to say, in facet order
+	counts  []float64 // weights of revealing 0, 1, ... attribute keys
+	limit   int       // most attribute keys one caption may reveal
 	scenes  []string
 	extras  []string
 }
@@ -106,7 +126,10 @@ func (t *Template) Caption(ctx context.Context, r Request) ([]Caption, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("captioner: image %s: N: want >= 0 captions, got %d", r.ID, r.N)
 	}
-	p, err := newPlan(r)
+	if t.MaxAttributes < 0 {
+		return nil, fmt.Errorf("captioner: MaxAttributes: want >= 0, got %d", t.MaxAttributes)
+	}
+	p, err := newPlan(r, countWeights(t.MaxAttributes))
 	if err != nil {
 		return nil, fmt.Errorf("captioner: image %s: %w", r.ID, err)
 	}
@@ -128,8 +151,9 @@ func (t *Template) Caption(ctx context.Context, r Request) ([]Caption, error) {
 	return out, nil
 }
 
-// newPlan validates r and gathers the frames, phrases and scenes its captions are drawn from.
-func newPlan(r Request) (*plan, error) {
+// newPlan validates r and gathers the frames, phrases and scenes its captions are drawn from;
+// counts weights how many attribute keys a caption reveals.
+func newPlan(r Request, counts []float64) (*plan, error) {
 	class := strings.ToLower(strings.Join(strings.Fields(r.Class), " "))
 	if class == "" {
 		return nil, fmt.Errorf("class: want the concept word (man, woman, cat, ...), got %q", r.Class)
@@ -138,7 +162,7 @@ func newPlan(r Request) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{class: class, frames: humanFrames}
+	p := &plan{class: class, frames: humanFrames, counts: counts}
 	scene := r.Scene
 	var facets []facet
 	switch vocab {
@@ -181,7 +205,7 @@ func newPlan(r Request) (*plan, error) {
 			}
 		}
 	}
-	p.limit = min(len(attributeCounts)-1, len(keys))
+	p.limit = min(len(counts)-1, len(keys))
 	return p, nil
 }
 
@@ -319,7 +343,7 @@ func (p *plan) compose(rng *rand.Rand) (Caption, []string) {
 // pick draws how many attribute keys to reveal, then facets by weight and one phrase of each
 // until that budget is spent; it returns the phrases in facet order and the keys they reveal.
 func (p *plan) pick(rng *rand.Rand) ([]phrase, []string) {
-	budget := min(drawIndex(rng, attributeCounts), p.limit)
+	budget := min(drawIndex(rng, p.counts), p.limit)
 	pool := slices.Clone(p.choices)
 	var picked []choice
 	var chosen []phrase

@@ -143,25 +143,39 @@ func TestTemplateRealWorld(t *testing.T) {
 	}
 }
 
-func TestTemplateRevealsAtMostTwoKeys(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	counts := make([]int, 3)
-	for i := range 300 {
-		r := randomSynthfaces(rng, synthfaces.HumanClasses[i%len(synthfaces.HumanClasses)], uint64(i))
-		p, err := newPlan(r)
-		if err != nil {
-			t.Fatal(err)
+func TestTemplateRevealsAtMostMaxAttributesKeys(t *testing.T) {
+	for _, max := range []int{0, 2, 4} {
+		limit := max
+		if limit == 0 {
+			limit = 2
 		}
-		c, keys := p.compose(rng)
-		if len(keys) > 2 {
-			t.Fatalf("%q reveals %d keys %v, want at most 2", c.Text, len(keys), keys)
+		rng := rand.New(rand.NewPCG(3, 4))
+		counts := make([]int, limit+1)
+		for i := range 400 {
+			r := randomSynthfaces(rng, synthfaces.HumanClasses[i%len(synthfaces.HumanClasses)], uint64(i))
+			p, err := newPlan(r, countWeights(max))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, keys := p.compose(rng)
+			if len(keys) > limit {
+				t.Fatalf("MaxAttributes %d: %q reveals %d keys %v, want at most %d", max, c.Text, len(keys), keys, limit)
+			}
+			counts[len(keys)]++
 		}
-		counts[len(keys)]++
+		for n, c := range counts {
+			if c == 0 {
+				t.Errorf("MaxAttributes %d: no caption revealed %d keys in 400 draws (counts %v)", max, n, counts)
+			}
+		}
 	}
-	for n, c := range counts {
-		if c == 0 {
-			t.Errorf("no caption revealed %d keys in 300 draws (counts %v)", n, counts)
-		}
+}
+
+func TestTemplateNegativeMaxAttributes(t *testing.T) {
+	r := randomSynthfaces(rand.New(rand.NewPCG(1, 2)), "man", 7)
+	_, err := (&Template{MaxAttributes: -1}).Caption(context.Background(), r)
+	if err == nil || !strings.Contains(err.Error(), "MaxAttributes") {
+		t.Fatalf("got %v, want an error naming MaxAttributes", err)
 	}
 }
 
