@@ -260,7 +260,7 @@ func loadMapper(ds *pipeline.Dataset, ctx *mlctx.Context) (*mapper.Mapper, error
 	if len(rows) != 1 {
 		return nil, fmt.Errorf("%s: want one mapper row, found %d", ds.Dir, len(rows))
 	}
-	return mapper.LoadBytes(ctx, []byte(rows[0].Config), rows[0].Weights, ds.Dir)
+	return mapper.Load(ctx, []byte(rows[0].Config), rows[0].Weights, ds.Dir)
 }
 
 // conceptPositions returns the token positions of the first n concept words of the prompt

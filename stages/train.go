@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -238,7 +237,7 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	if err := plotTrainLog(filepath.Join(job.Dir, "train_loss.png"), logRows); err != nil {
 		return err
 	}
-	row, err := mapperRow(ctx, mcfg, p.Family, p.Steps, job.Dir)
+	row, err := mapperRow(ctx, mcfg, p.Family, p.Steps)
 	if err != nil {
 		return err
 	}
@@ -467,20 +466,8 @@ func variableNames(ctx *mlctx.Context) []string {
 	return names
 }
 
-func mapperRow(ctx *mlctx.Context, cfg mapper.Config, fam string, steps int, dir string) (MapperRow, error) {
-	tmp, err := os.MkdirTemp(dir, ".mapper-")
-	if err != nil {
-		return MapperRow{}, err
-	}
-	defer os.RemoveAll(tmp)
-	if err := mapper.Save(ctx, cfg, tmp); err != nil {
-		return MapperRow{}, err
-	}
-	weights, err := os.ReadFile(filepath.Join(tmp, "weights", engine.CheckpointFile))
-	if err != nil {
-		return MapperRow{}, err
-	}
-	conf, err := json.Marshal(cfg)
+func mapperRow(ctx *mlctx.Context, cfg mapper.Config, fam string, steps int) (MapperRow, error) {
+	conf, weights, err := mapper.Marshal(ctx, cfg)
 	if err != nil {
 		return MapperRow{}, err
 	}

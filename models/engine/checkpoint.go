@@ -65,54 +65,10 @@ var saveWriterHook func(io.Writer) io.Writer
 // files from such crashes are removed by the next Save. It returns an error naming the variable
 // or file that failed; a variable without a value is an error.
 func Save(ctx *context.Context, dir string, meta map[string]string) (err error) {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		return fmt.Errorf("engine.Save: checkpoints are little-endian and this machine is not")
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("engine.Save: %w", err)
 	}
 	removeStaleTemps(dir)
-
-	hdr := checkpointHeader{Meta: meta}
-	if hdr.Meta == nil {
-		hdr.Meta = map[string]string{}
-	}
-	var values []*tensors.Tensor
-	var offset int64
-	for v := range ctx.IterVariables() {
-		if !v.IsValid() {
-			continue
-		}
-		t, err := v.Value()
-		if err != nil {
-			return fmt.Errorf("engine.Save: variable %s: %w", v.ScopeAndName(), err)
-		}
-		if t == nil {
-			return fmt.Errorf("engine.Save: variable %s has no value (initialize variables before saving)", v.ScopeAndName())
-		}
-		n := int64(t.Shape().Size()) * int64(t.DType().Size())
-		hdr.Variables = append(hdr.Variables, checkpointVar{
-			Scope: v.Scope(), Name: v.Name(), DType: t.DType().String(), Dims: slices.Clone(t.Shape().Dimensions),
-			Trainable: v.Trainable, Offset: offset, Bytes: n,
-		})
-		values = append(values, t)
-		offset += n
-	}
-	hdr.DataBytes = offset
-
-	// Hash the data first so that the header, written before the data, can carry the digest.
-	h := sha256.New()
-	for i, t := range values {
-		if err := tensorBytes(t, func(b []byte) error { _, err := h.Write(b); return err }); err != nil {
-			return fmt.Errorf("engine.Save: variable %s/%s: %w", hdr.Variables[i].Scope, hdr.Variables[i].Name, err)
-		}
-	}
-	hdr.DataSHA256 = hex.EncodeToString(h.Sum(nil))
-	hdrJSON, err := json.Marshal(hdr)
-	if err != nil {
-		return fmt.Errorf("engine.Save: encoding header: %w", err)
-	}
-
 	tmp, err := os.CreateTemp(dir, ".checkpoint-*.tmp")
 	if err != nil {
 		return fmt.Errorf("engine.Save: %w", err)
@@ -128,17 +84,8 @@ func Save(ctx *context.Context, dir string, meta map[string]string) (err error) 
 		w = saveWriterHook(w)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	var lenBuf [8]byte
-	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hdrJSON)))
-	for _, part := range [][]byte{[]byte(checkpointMagic), lenBuf[:], hdrJSON} {
-		if _, err = bw.Write(part); err != nil {
-			return fmt.Errorf("engine.Save: writing %s: %w", tmp.Name(), err)
-		}
-	}
-	for i, t := range values {
-		if err = tensorBytes(t, func(b []byte) error { _, err := bw.Write(b); return err }); err != nil {
-			return fmt.Errorf("engine.Save: writing variable %s/%s to %s: %w", hdr.Variables[i].Scope, hdr.Variables[i].Name, tmp.Name(), err)
-		}
+	if err = write(bw, ctx, meta, tmp.Name()); err != nil {
+		return fmt.Errorf("engine.Save: %w", err)
 	}
 	if err = bw.Flush(); err != nil {
 		return fmt.Errorf("engine.Save: writing %s: %w", tmp.Name(), err)
@@ -154,6 +101,76 @@ func Save(ctx *context.Context, dir string, meta map[string]string) (err error) 
 		return fmt.Errorf("engine.Save: %w", err)
 	}
 	syncDir(dir)
+	return nil
+}
+
+// Marshal returns the bytes Save would write to checkpoint.bin, for keeping a checkpoint in
+// memory or in a shard; LoadBytes reads them back.
+func Marshal(ctx *context.Context, meta map[string]string) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := write(&buf, ctx, meta, "memory"); err != nil {
+		return nil, fmt.Errorf("engine.Marshal: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// write writes the checkpoint of ctx's variables and meta to w in the layout above; dest names
+// w in errors.
+func write(w io.Writer, ctx *context.Context, meta map[string]string, dest string) error {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		return fmt.Errorf("checkpoints are little-endian and this machine is not")
+	}
+	hdr := checkpointHeader{Meta: meta}
+	if hdr.Meta == nil {
+		hdr.Meta = map[string]string{}
+	}
+	var values []*tensors.Tensor
+	var offset int64
+	for v := range ctx.IterVariables() {
+		if !v.IsValid() {
+			continue
+		}
+		t, err := v.Value()
+		if err != nil {
+			return fmt.Errorf("variable %s: %w", v.ScopeAndName(), err)
+		}
+		if t == nil {
+			return fmt.Errorf("variable %s has no value (initialize variables before saving)", v.ScopeAndName())
+		}
+		n := int64(t.Shape().Size()) * int64(t.DType().Size())
+		hdr.Variables = append(hdr.Variables, checkpointVar{
+			Scope: v.Scope(), Name: v.Name(), DType: t.DType().String(), Dims: slices.Clone(t.Shape().Dimensions),
+			Trainable: v.Trainable, Offset: offset, Bytes: n,
+		})
+		values = append(values, t)
+		offset += n
+	}
+	hdr.DataBytes = offset
+
+	// Hash the data first so that the header, written before the data, can carry the digest.
+	h := sha256.New()
+	for i, t := range values {
+		if err := tensorBytes(t, func(b []byte) error { _, err := h.Write(b); return err }); err != nil {
+			return fmt.Errorf("variable %s/%s: %w", hdr.Variables[i].Scope, hdr.Variables[i].Name, err)
+		}
+	}
+	hdr.DataSHA256 = hex.EncodeToString(h.Sum(nil))
+	hdrJSON, err := json.Marshal(hdr)
+	if err != nil {
+		return fmt.Errorf("encoding header: %w", err)
+	}
+	var lenBuf [8]byte
+	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hdrJSON)))
+	for _, part := range [][]byte{[]byte(checkpointMagic), lenBuf[:], hdrJSON} {
+		if _, err := w.Write(part); err != nil {
+			return fmt.Errorf("writing %s: %w", dest, err)
+		}
+	}
+	for i, t := range values {
+		if err := tensorBytes(t, func(b []byte) error { _, err := w.Write(b); return err }); err != nil {
+			return fmt.Errorf("writing variable %s/%s to %s: %w", hdr.Variables[i].Scope, hdr.Variables[i].Name, dest, err)
+		}
+	}
 	return nil
 }
 

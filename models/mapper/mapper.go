@@ -10,8 +10,6 @@ package mapper
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -132,17 +130,13 @@ type Mapper struct {
 	exec   *context.Exec
 }
 
-// ConfigFile and WeightsDir are the files of a saved mapper directory.
-const (
-	ConfigFile = "mapper.json"
-	weightsDir = "weights"
-)
+// ConfigFile names a mapper's config in errors: the train stage stores it, with the weights,
+// in a mapper row.
+const ConfigFile = "mapper.json"
 
-// Save writes the mapper's config and its variables (only those under Scope) to dir.
-func Save(ctx *context.Context, cfg Config, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+// Marshal returns a mapper as bytes: its config (JSON) and the checkpoint of the variables under
+// Scope. The train stage stores both in its mapper row; Load reads them back.
+func Marshal(ctx *context.Context, cfg Config) (config, weights []byte, err error) {
 	only := context.New()
 	n := 0
 	for v := range ctx.IterVariables() {
@@ -151,50 +145,32 @@ func Save(ctx *context.Context, cfg Config, dir string) error {
 		}
 		val, err := v.Value()
 		if err != nil {
-			return fmt.Errorf("mapper: save %s: %w", v.ScopeAndName(), err)
+			return nil, nil, fmt.Errorf("mapper: save %s: %w", v.ScopeAndName(), err)
 		}
 		clone, err := val.Clone()
 		if err != nil {
-			return fmt.Errorf("mapper: save %s: %w", v.ScopeAndName(), err)
+			return nil, nil, fmt.Errorf("mapper: save %s: %w", v.ScopeAndName(), err)
 		}
 		only.InAbsPath(v.Scope()).VariableWithValue(v.Name(), clone)
 		n++
 	}
 	if n == 0 {
-		return fmt.Errorf("mapper: no variables under scope %q to save", Scope)
+		return nil, nil, fmt.Errorf("mapper: no variables under scope %q to save", Scope)
 	}
-	if err := engine.Save(only, filepath.Join(dir, weightsDir), map[string]string{"kind": "cocoins-mapper"}); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
+	weights, err = engine.Marshal(only, map[string]string{"kind": "cocoins-mapper"})
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("mapper: %w", err)
 	}
-	tmp := filepath.Join(dir, ConfigFile+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return err
+	config, err = json.Marshal(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
-	return os.Rename(tmp, filepath.Join(dir, ConfigFile))
+	return config, weights, nil
 }
 
-// Load reads a saved mapper into ctx (its variables under Scope, frozen) and returns it.
-func Load(ctx *context.Context, dir string) (*Mapper, error) {
-	config, err := os.ReadFile(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, fmt.Errorf("mapper: %w (is %s a trained mapper? it is written by the train stage)", err, dir)
-	}
-	weightsPath := filepath.Join(dir, weightsDir, engine.CheckpointFile)
-	weights, err := os.ReadFile(weightsPath)
-	if err != nil {
-		return nil, fmt.Errorf("mapper: %w", err)
-	}
-	return LoadBytes(ctx, config, weights, dir)
-}
-
-// LoadBytes is Load for a mapper held in memory: config is its mapper.json, weights its
-// checkpoint file (a train stage's mapper row holds both); name says where they came from in
-// errors.
-func LoadBytes(ctx *context.Context, config, weights []byte, name string) (*Mapper, error) {
+// Load reads a mapper written by Marshal into ctx (its variables under Scope, frozen) and
+// returns it; name says where config and weights came from in errors.
+func Load(ctx *context.Context, config, weights []byte, name string) (*Mapper, error) {
 	var cfg Config
 	if err := json.Unmarshal(config, &cfg); err != nil {
 		return nil, fmt.Errorf("mapper: %s: %s: %w", name, ConfigFile, err)
@@ -202,7 +178,7 @@ func LoadBytes(ctx *context.Context, config, weights []byte, name string) (*Mapp
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", name, ConfigFile, err)
 	}
-	if _, err := engine.LoadBytes(ctx, weights, filepath.Join(name, weightsDir, engine.CheckpointFile)); err != nil {
+	if _, err := engine.LoadBytes(ctx, weights, name+" (weights)"); err != nil {
 		return nil, fmt.Errorf("mapper: %w", err)
 	}
 	for v := range ctx.In(Scope).IterVariablesInScope() {

@@ -1,0 +1,89 @@
+package mapper
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/cocoflow/cocoflow/models/engine"
+)
+
+// trained returns a context with a freshly initialised mapper of cfg.
+func trained(t *testing.T, cfg Config) *context.Context {
+	t.Helper()
+	b, err := engine.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.New()
+	if _, err := context.ExecOnceN(b, ctx, func(ctx *context.Context, z *graph.Node) []*graph.Node {
+		return Build(ctx, cfg, z)
+	}, [][]float32{Code(9, cfg.CodeDim)}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+func TestMarshalLoadRoundTrip(t *testing.T) {
+	cfg := Config{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "none", OutDims: []int{3, 5}}
+	src := trained(t, cfg)
+	config, weights, err := Marshal(src, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Mapper{Config: cfg, ctx: src}
+	b, err := Load(context.New(), config, weights, "test row")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := [][]float32{Code(1, 4), Code(2, 4)}
+	wa, err := a.Map(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := b.Map(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range wa {
+		for k := range wa[i] {
+			if len(wa[i][k]) != cfg.OutDims[k] {
+				t.Fatalf("code %d encoder %d: %d values, want %d", i, k, len(wa[i][k]), cfg.OutDims[k])
+			}
+			for j := range wa[i][k] {
+				if wa[i][k][j] != wb[i][k][j] {
+					t.Fatalf("code %d encoder %d value %d: %v before Marshal, %v after Load", i, k, j, wa[i][k][j], wb[i][k][j])
+				}
+			}
+		}
+	}
+	for v := range b.ctx.In(Scope).IterVariablesInScope() {
+		if v.Trainable {
+			t.Errorf("loaded variable %s is trainable, want frozen", v.ScopeAndName())
+		}
+	}
+}
+
+func TestLoadErrorsNameTheSource(t *testing.T) {
+	cfg := Config{CodeDim: 2, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{3}}
+	config, weights, err := Marshal(trained(t, cfg), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		config, weights []byte
+		want            string
+	}{
+		"broken config":     {[]byte("{"), weights, "mapper.json"},
+		"invalid config":    {[]byte(`{"code_dim":0}`), weights, "code_dim"},
+		"truncated weights": {config, weights[:len(weights)/2], "runs/x/train/mapper"},
+	}
+	for name, c := range cases {
+		_, err := Load(context.New(), c.config, c.weights, "runs/x/train/mapper")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, c.want)
+		}
+	}
+}
