@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -46,27 +47,16 @@ func staleCheckpoint(stored, want map[string]string) bool {
 // is the scalar loss and which applies the optimizer update itself) is compiled once and called
 // for the remaining steps. If CheckpointDir holds a checkpoint with the same Meta (a fingerprint
 // of the run's settings, say), ctx is restored from it first and training continues at its global
-// step; one with other Meta values is from another configuration and is discarded; a checkpoint is written every CheckpointEvery steps,
-// at the end, and when runCtx is cancelled (the run then returns runCtx's error). A run killed
-// hard loses at most the steps since the last checkpoint.
+// step; one with other Meta values is from another configuration and is discarded. A checkpoint
+// is written every CheckpointEvery steps, at the end, and when runCtx is cancelled (the run then
+// returns runCtx's error). A run killed hard loses at most the steps since the last checkpoint.
 func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc, opt FitOptions, report ReportFunc) error {
 	if opt.Steps < 1 {
 		return fmt.Errorf("fit: steps must be at least 1, got %d", opt.Steps)
 	}
 	if opt.CheckpointDir != "" {
-		if _, err := os.Stat(filepath.Join(opt.CheckpointDir, CheckpointFile)); err == nil {
-			meta, err := ReadMeta(opt.CheckpointDir)
-			if err != nil {
-				return fmt.Errorf("fit: resume: %w", err)
-			}
-			if staleCheckpoint(meta, opt.Meta) {
-				// Another configuration's run: start afresh (its checkpoint is overwritten by ours).
-				if err := os.Remove(filepath.Join(opt.CheckpointDir, CheckpointFile)); err != nil {
-					return fmt.Errorf("fit: drop the checkpoint of another configuration: %w", err)
-				}
-			} else if _, err := Load(ctx, opt.CheckpointDir); err != nil {
-				return fmt.Errorf("fit: resume: %w", err)
-			}
+		if err := resume(ctx, opt); err != nil {
+			return fmt.Errorf("fit: resume: %w", err)
 		}
 	}
 	start := int(optimizers.GetGlobalStep(ctx))
@@ -125,6 +115,30 @@ func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc,
 		}
 	}
 	return save(opt.Steps)
+}
+
+// resume restores ctx from opt.CheckpointDir's checkpoint, reading the file once, unless there is
+// none or it belongs to another configuration (then it is removed: ours overwrites it anyway).
+func resume(ctx *mlctx.Context, opt FitOptions) error {
+	path := filepath.Join(opt.CheckpointDir, CheckpointFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	hdr, _, err := parseCheckpoint(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if staleCheckpoint(hdr.Meta, opt.Meta) {
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("drop the checkpoint of another configuration: %w", err)
+		}
+		return nil
+	}
+	_, err = LoadBytes(ctx, raw, path)
+	return err
 }
 
 // scalar reads a scalar tensor of any float or int dtype as float64 (NaN for non-scalars).
