@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,42 @@ func TestStagesListsEveryKindWithParameters(t *testing.T) {
 	out, _, _ = cocoflow(t, t.TempDir(), "stages", "triplets")
 	if !strings.Contains(out, "schema of triplets") || !strings.Contains(out, "p1_ids") {
 		t.Fatalf("stages triplets lacks the schema:\n%s", out)
+	}
+}
+
+func TestTokenizeWithTheTinyVocabulary(t *testing.T) {
+	vocab, err := filepath.Abs("../../models/tiny/vocab.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cocoflow(t, t.TempDir(), "tokenize", "--vocab", vocab, "a man with blond hair.", "a zyzzyva.")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got %q", out)
+	}
+	var man, unknown struct {
+		Text string  `json:"text"`
+		IDs  []int32 `json:"ids"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &man); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &unknown); err != nil {
+		t.Fatal(err)
+	}
+	// BOS a man with blond hair . EOS; the unknown word becomes <unk> (id 3).
+	if len(man.IDs) != 8 || man.IDs[0] != 1 || man.IDs[7] != 2 {
+		t.Errorf("ids of %q: %v, want BOS, 6 words, EOS", man.Text, man.IDs)
+	}
+	if len(unknown.IDs) != 5 || unknown.IDs[2] != 3 {
+		t.Errorf("ids of %q: %v, want <unk> (3) for the unknown word", unknown.Text, unknown.IDs)
+	}
+	out, _, _ = cocoflow(t, t.TempDir(), "tokenize", "--vocab", vocab, "--max-length", "4", "a man with blond hair.")
+	if !strings.Contains(out, `"ids":[1,`) || strings.Count(out, ",") != 4 {
+		t.Errorf("--max-length 4: %q, want 4 ids ending with EOS", out)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"strings"
 
@@ -51,7 +52,9 @@ func loadTokenizer(path string) (text.Tokenizer, error) {
 			first, _ := bufio.NewReader(f).ReadString('\n')
 			f.Close()
 			if strings.TrimSpace(strings.TrimPrefix(first, "\ufeff")) == text.PadToken {
-				return text.LoadWordTokenizer(path, 0)
+				// The CLI pads nothing and truncates only with --max-length, so the
+				// tokenizer's own sequence limit must not get in the way.
+				return text.LoadWordTokenizer(path, math.MaxInt32)
 			}
 		}
 	}
