@@ -210,7 +210,11 @@ func (m model) mlp(ctx *context.Context, x *graph.Node) *graph.Node {
 // embed looks up the token embeddings of ids [B, L] (int32): [B, L, TextWidth].
 func (m model) embed(ctx *context.Context, ids *graph.Node) *graph.Node {
 	c := ctx.In("text")
-	table := m.param(c, ids.Graph(), "tokens", initNormal, 0.02, m.cfg.VocabSize, m.cfg.TextWidth)
+	std := m.cfg.TokenInitStd
+	if std == 0 {
+		std = 0.02
+	}
+	table := m.param(c, ids.Graph(), "tokens", initNormal, std, m.cfg.VocabSize, m.cfg.TextWidth)
 	if ids.DType() != dtypes.Int32 {
 		ids = graph.ConvertDType(ids, dtypes.Int32)
 	}

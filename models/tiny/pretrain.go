@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -45,6 +46,12 @@ type PretrainOptions struct {
 
 	CheckpointDir   string // where checkpoints go ("" for none); a run resumes from it
 	CheckpointEvery int    // steps between checkpoints (200)
+
+	// InitFrom, when set, fine-tunes: the weights under InitScopes ("/dit", the denoiser, say)
+	// start from InitFrom's instead of the random initialisation (their shapes must match);
+	// the optimizer state starts afresh. A resumed run takes everything from its checkpoint.
+	InitFrom   *Generator
+	InitScopes []string
 }
 
 func (o PretrainOptions) withDefaults() PretrainOptions {
@@ -130,6 +137,9 @@ func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions
 	if err != nil {
 		return nil, fmt.Errorf("tiny pretrain: %w", err)
 	}
+	if err := g.initFrom(opt.InitFrom, opt.InitScopes); err != nil {
+		return nil, fmt.Errorf("tiny pretrain: %w", err)
+	}
 	tr := trainer{m: g.m, opt: opt, data: data, sched: sched, tok: g.tok}
 	fitOpt := engine.FitOptions{
 		Steps:           opt.Steps,
@@ -141,6 +151,40 @@ func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions
 		return nil, fmt.Errorf("tiny pretrain: %w", err)
 	}
 	return tr.export(g)
+}
+
+// initFrom copies src's weights under scopes into g (nothing when src is nil).
+func (g *Generator) initFrom(src *Generator, scopes []string) error {
+	if src == nil {
+		return nil
+	}
+	if len(scopes) == 0 {
+		return fmt.Errorf("InitFrom without InitScopes: name the scopes to start from it (/text, /dit)")
+	}
+	for _, scope := range scopes {
+		n := 0
+		for v := range g.ctx.IterVariables() {
+			if !isModelScope(v.Scope()) || (v.Scope() != scope && !strings.HasPrefix(v.Scope(), scope+mlctx.ScopeSeparator)) {
+				continue
+			}
+			sv := src.ctx.GetVariableByScopeAndName(v.Scope(), v.Name())
+			if sv == nil || !sv.Shape().Equal(v.Shape()) {
+				return fmt.Errorf("InitFrom has no variable %s of shape %s", v.ScopeAndName(), v.Shape())
+			}
+			val, err := sv.MustValue().Clone()
+			if err != nil {
+				return err
+			}
+			if err := v.SetValue(val); err != nil {
+				return fmt.Errorf("init %s: %w", v.ScopeAndName(), err)
+			}
+			n++
+		}
+		if n == 0 {
+			return fmt.Errorf("InitScopes: no weights under %q (the generator's scopes are /text and /dit)", scope)
+		}
+	}
+	return nil
 }
 
 // checkData validates data against cfg and returns how often each token id occurs in it.

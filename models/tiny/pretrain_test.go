@@ -2,6 +2,7 @@ package tiny
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -143,4 +144,80 @@ func epsMSE(t *testing.T, g *Generator, tr trainer) float64 {
 		sum += float64(out[0].Value().(float32))
 	}
 	return sum / 4
+}
+
+func TestInitFromCopiesOnlyTheNamedScopes(t *testing.T) {
+	cfg := testConfig(t)
+	src, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := cfg
+	cfg2.InitSeed = cfg.InitSeed + 1
+	dst, err := New(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, from := values(t, dst), values(t, src)
+	if err := dst.initFrom(src, []string{"/dit"}); err != nil {
+		t.Fatal(err)
+	}
+	after := values(t, dst)
+	var copied, kept int
+	for name, v := range after {
+		want := before[name]
+		if strings.HasPrefix(name, "/dit/") {
+			want = from[name]
+			copied++
+		} else {
+			kept++
+		}
+		if !slices.Equal(v, want) {
+			t.Errorf("%s: not the expected weights after initFrom(/dit)", name)
+		}
+	}
+	if copied == 0 || kept == 0 {
+		t.Fatalf("copied %d, kept %d variables: want both", copied, kept)
+	}
+	for _, scopes := range [][]string{nil, {"/nowhere"}} {
+		if err := dst.initFrom(src, scopes); err == nil {
+			t.Errorf("initFrom(%v): want an error", scopes)
+		}
+	}
+	other := cfg
+	other.Width, other.Heads = 32, 2
+	wide, err := New(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.initFrom(wide, []string{"/dit"}); err == nil || !strings.Contains(err.Error(), "shape") {
+		t.Errorf("initFrom a wider denoiser: %v, want a shape error", err)
+	}
+}
+
+func TestTokenInitStd(t *testing.T) {
+	rms := func(cfg Config) float64 {
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		v := values(t, g)["/text/tokens"]
+		for _, x := range v {
+			s += float64(x) * float64(x)
+		}
+		return math.Sqrt(s / float64(len(v)))
+	}
+	cfg := testConfig(t)
+	if r := rms(cfg); r < 0.9 || r > 1.1 {
+		t.Errorf("default token embeddings rms %.3f, want about 1", r)
+	}
+	cfg.TokenInitStd = 0 // the first generators' 0.02
+	if r := rms(cfg); r < 0.015 || r > 0.025 {
+		t.Errorf("token_init_std 0: rms %.4f, want about 0.02", r)
+	}
+	cfg.TokenInitStd = -1
+	if err := cfg.Validate(); err == nil {
+		t.Error("token_init_std -1: want an error")
+	}
 }
