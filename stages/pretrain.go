@@ -44,13 +44,15 @@ type pretrainParams struct {
 	Models    []string `param:"models" default:"generator,face,clip" enum:"generator,face,clip" min:"1" doc:"models to train, in this order: generator (models/tiny), face (models/tinyface), clip (models/tinyclip)"`
 	EvalSplit string   `param:"eval_split" default:"test" doc:"image split held out from training and evaluated on (\"\": train on every image, evaluate nothing)"`
 
-	GeneratorConfig      string  `param:"generator_config" doc:"JSON object overriding fields of tiny.DefaultConfig, e.g. {\"width\": 64} (\"\": the default architecture)"`
-	GeneratorSteps       int     `param:"generator_steps" default:"2000" min:"1" doc:"generator: optimizer steps"`
-	GeneratorBatch       int     `param:"generator_batch" default:"32" min:"1" doc:"generator: latents per step"`
-	GeneratorLR          float64 `param:"generator_lr" default:"0.002" min:"0" doc:"generator: peak learning rate (AdamW, warm-up then cosine decay)"`
-	GeneratorWarmup      int     `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
-	GeneratorSNRFloor    float64 `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
-	GeneratorEvalSamples int     `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
+	GeneratorConfig      string   `param:"generator_config" doc:"JSON object overriding fields of tiny.DefaultConfig, e.g. {\"width\": 64} (\"\": the default architecture)"`
+	GeneratorSteps       int      `param:"generator_steps" default:"2000" min:"1" doc:"generator: optimizer steps"`
+	GeneratorBatch       int      `param:"generator_batch" default:"32" min:"1" doc:"generator: latents per step"`
+	GeneratorLR          float64  `param:"generator_lr" default:"0.002" min:"0" doc:"generator: peak learning rate (AdamW, warm-up then cosine decay)"`
+	GeneratorWarmup      int      `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
+	GeneratorSNRFloor    float64  `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
+	GeneratorInit        string   `param:"generator_init" doc:"generator: folder of a saved generator (a pretrain run's generator/final, or models/tiny/weights) to fine-tune: the weights under generator_init_scopes start from it (\"\": random initialisation)"`
+	GeneratorInitScopes  []string `param:"generator_init_scopes" default:"dit" enum:"text,dit" doc:"generator: which parts start from generator_init: text (the text encoder), dit (the denoiser)"`
+	GeneratorEvalSamples int      `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
 
 	FaceConfig string  `param:"face_config" doc:"JSON object overriding fields of tinyface.DefaultConfig, e.g. {\"dim\": 32}"`
 	FaceSteps  int     `param:"face_steps" default:"1500" min:"1" doc:"face: optimizer steps"`
@@ -608,7 +610,23 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 		return PretrainedModelRow{}, nil, err
 	}
 	opt := p.generatorOptions(job.Seed)
-	settings := map[string]any{"config": cfg, "steps": opt.Steps, "batch": opt.BatchSize, "lr": opt.LearningRate, "warmup": opt.WarmupSteps}
+	settings := map[string]any{"config": cfg, "steps": opt.Steps, "batch": opt.BatchSize, "lr": opt.LearningRate, "warmup": opt.WarmupSteps,
+		"snr_floor": opt.SNRFloor}
+	if p.GeneratorInit != "" {
+		opt.InitFrom, err = tiny.Load(p.GeneratorInit)
+		if err != nil {
+			return PretrainedModelRow{}, nil, fmt.Errorf("generator_init: %w", err)
+		}
+		for _, s := range p.GeneratorInitScopes {
+			opt.InitScopes = append(opt.InitScopes, "/"+s)
+		}
+		data, err := os.ReadFile(filepath.Join(p.GeneratorInit, engine.CheckpointFile))
+		if err != nil {
+			return PretrainedModelRow{}, nil, fmt.Errorf("generator_init: %w", err)
+		}
+		sum := sha256.Sum256(data)
+		settings["init"] = map[string]any{"checkpoint_sha256": hex.EncodeToString(sum[:]), "scopes": p.GeneratorInitScopes}
+	}
 	fp, err := modelFingerprint(job, pretrainGenerator, settings, p.EvalSplit, "images", "latents", "tokens")
 	if err != nil {
 		return PretrainedModelRow{}, nil, err

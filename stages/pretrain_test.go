@@ -432,3 +432,55 @@ func jsonEqual(t *testing.T, a, b any) bool {
 }
 
 func toF32(x float64) float32 { return float32(x) }
+
+// TestPretrainGeneratorRetrainsOnChangeAndFineTunes: a generator is retrained when a setting
+// that shapes it changes (the SNR floor, a fine-tuning start), reused otherwise, and
+// generator_init starts it from a saved generator.
+func TestPretrainGeneratorRetrainsOnChangeAndFineTunes(t *testing.T) {
+	prep := pretrainPrep(t)
+	dir := t.TempDir()
+	counts := countSteps(t, nil)
+	run := func(extra string) error {
+		_, err := runConfig(t, dir, pretrainConfig(prep, "      models: [generator]\n"+extra))
+		return err
+	}
+	weights := func() map[string]string {
+		return modelWeights(t, readAll[PretrainedModelRow](t, filepath.Join(dir, "pt", "pretrain", "models")))["generator"]
+	}
+	if err := run(""); err != nil {
+		t.Fatal(err)
+	}
+	first := weights()
+	saved := filepath.Join(t.TempDir(), "generator")
+	if err := os.CopyFS(saved, os.DirFS(filepath.Join(dir, "pt", "pretrain", "generator", "final"))); err != nil {
+		t.Fatal(err)
+	}
+	steps := []int{3}
+	for _, extra := range []string{
+		"      generator_snr_floor: 0\n", // another loss weighting: retrain
+		"      generator_snr_floor: 0\n", // the same again: reuse
+		fmt.Sprintf("      generator_init: %q\n      generator_init_scopes: [text, dit]\n", saved), // fine-tune
+	} {
+		if err := run(extra); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, counts["generator"])
+	}
+	if !slices.Equal(steps, []int{3, 6, 6, 9}) {
+		t.Fatalf("generator steps after each run: %v, want [3 6 6 9] (retrain, reuse, fine-tune)", steps)
+	}
+	tuned := weights()
+	same := 0
+	for name, h := range tuned {
+		if first[name] == h {
+			same++
+		}
+	}
+	if same == len(tuned) {
+		t.Fatal("the fine-tuned generator has the weights of the one it started from")
+	}
+	err := run("      generator_init: /nowhere/generator\n")
+	if err == nil || !strings.Contains(err.Error(), "generator_init") || !strings.Contains(err.Error(), "/nowhere/generator") {
+		t.Fatalf("missing generator_init folder: got %v, want an error naming the parameter and the folder", err)
+	}
+}
