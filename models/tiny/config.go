@@ -30,6 +30,12 @@ type Config struct {
 	// denoiser learned to follow scene words only; at 1 a word's identity is as large as what
 	// the blocks add.
 	TokenInitStd float64 `json:"token_init_std,omitempty"`
+	// WordSkip also hands the denoiser's cross-attention each position's own embedding (token
+	// plus position, layer-normalised) next to the contextual text states: the states are
+	// [B, 2L, TextWidth]. A small text encoder trained through a denoiser mixes its words into
+	// nearly the same state at every position; the skip keeps every word, and a pseudo-word,
+	// visible as itself.
+	WordSkip bool `json:"word_skip,omitempty"`
 
 	LatentShape []int `json:"latent_shape"` // [H, W, C] of one latent; H*W tokens of C features
 	ImageSize   int   `json:"image_size"`   // image side the latent decodes to
@@ -59,6 +65,7 @@ func DefaultConfig(vocabSize int) Config {
 		TextDepth:    2,
 		TextHeads:    4,
 		TokenInitStd: 1,
+		WordSkip:     true,
 		LatentShape:  DefaultLatent.Shape(32),
 		ImageSize:    32,
 		Width:        96,

@@ -137,7 +137,7 @@ func TestGraphShapes(t *testing.T) {
 			return []*graph.Node{e[0], c.States, c.Pooled, g.Denoise(ctx, xt, ts, c)}
 		}, tensors.FromFlatDataAndDimensions(ids, 3, L), []int32{1, 5, 2},
 			tensors.FromShape(mustShape(3, 4, 4, 12)), []int32{0, 500, 999})
-		want := [][]int{{3, L, 16}, {3, L, 16}, {3, 16}, {3, 4, 4, 12}}
+		want := [][]int{{3, L, 16}, {3, 2 * L, 16}, {3, 16}, {3, 4, 4, 12}} // states: contextual, then WordSkip's words
 		for i, o := range out {
 			if !slices.Equal(o.Shape().Dimensions, want[i]) {
 				t.Errorf("L=%d output %d: shape %v, want %v", L, i, o.Shape().Dimensions, want[i])
@@ -195,8 +195,11 @@ func TestInsertedWordEqualsWrittenWord(t *testing.T) {
 	D := 16
 	row := func(x []float32, r, n int) []float32 { return x[r*n : (r+1)*n] }
 	upto := (eos1 + 1) * D
-	if d := maxDiff(row(states, 0, L*D)[:upto], row(states, 1, L*D)[:upto]); d > 1e-5 {
-		t.Errorf("inserted vs written: states up to EOS differ by %g", d)
+	for half, name := range []string{"contextual states", "word skip"} { // WordSkip: [B, 2L, D]
+		a, b := row(states, 0, 2*L*D)[half*L*D:], row(states, 1, 2*L*D)[half*L*D:]
+		if d := maxDiff(a[:upto], b[:upto]); d > 1e-5 {
+			t.Errorf("inserted vs written: %s up to EOS differ by %g", name, d)
+		}
 	}
 	if d := maxDiff(row(pooled, 0, D), row(pooled, 1, D)); d > 1e-5 {
 		t.Errorf("inserted vs written: pooled differs by %g", d)

@@ -237,6 +237,7 @@ func (m model) encode(ctx *context.Context, e, eos *graph.Node) (states, pooled 
 		pos = graph.Slice(pos, graph.AxisRange(0, L), graph.AxisRange())
 	}
 	x := graph.Add(e, graph.ExpandLeftToRank(pos, 3))
+	words := x
 	for i := range m.cfg.TextDepth {
 		blk := c.Inf("block%d", i)
 		h := m.layerNorm(blk.In("ln1"), x)
@@ -249,6 +250,9 @@ func (m model) encode(ctx *context.Context, e, eos *graph.Node) (states, pooled 
 	}
 	sel := graph.OneHot(eos, L, states.DType())                                    // [B, L]
 	pooled = graph.DotGeneral(sel, []int{1}, []int{0}, states, []int{1}, []int{0}) // [B, Dt]
+	if m.cfg.WordSkip {
+		states = graph.Concatenate([]*graph.Node{states, m.layerNorm(c.In("ln_words"), words)}, 1) // [B, 2L, Dt]
+	}
 	return states, pooled
 }
 
