@@ -2,6 +2,7 @@ package tiny
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -116,7 +117,14 @@ func maxDiff(a, b []float32) float64 {
 }
 
 func TestGraphShapes(t *testing.T) {
+	for _, skip := range []bool{false, true} {
+		t.Run(fmt.Sprintf("word_skip=%v", skip), func(t *testing.T) { testGraphShapes(t, skip) })
+	}
+}
+
+func testGraphShapes(t *testing.T, skip bool) {
 	cfg := testConfig(t)
+	cfg.WordSkip = skip
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +145,11 @@ func TestGraphShapes(t *testing.T) {
 			return []*graph.Node{e[0], c.States, c.Pooled, g.Denoise(ctx, xt, ts, c)}
 		}, tensors.FromFlatDataAndDimensions(ids, 3, L), []int32{1, 5, 2},
 			tensors.FromShape(mustShape(3, 4, 4, 12)), []int32{0, 500, 999})
-		want := [][]int{{3, L, 16}, {3, 2 * L, 16}, {3, 16}, {3, 4, 4, 12}} // states: contextual, then WordSkip's words
+		states := L
+		if skip {
+			states = 2 * L // contextual states, then the words themselves
+		}
+		want := [][]int{{3, L, 16}, {3, states, 16}, {3, 16}, {3, 4, 4, 12}}
 		for i, o := range out {
 			if !slices.Equal(o.Shape().Dimensions, want[i]) {
 				t.Errorf("L=%d output %d: shape %v, want %v", L, i, o.Shape().Dimensions, want[i])
@@ -150,7 +162,15 @@ func TestGraphShapes(t *testing.T) {
 // one-hot plan gives exactly the text states of the prompt with "smiling" written there, and
 // padding content after EOS changes nothing (the encoder is causal).
 func TestInsertedWordEqualsWrittenWord(t *testing.T) {
-	g, err := New(testConfig(t))
+	for _, skip := range []bool{false, true} {
+		t.Run(fmt.Sprintf("word_skip=%v", skip), func(t *testing.T) { testInsertedWordEqualsWrittenWord(t, skip) })
+	}
+}
+
+func testInsertedWordEqualsWrittenWord(t *testing.T, skip bool) {
+	cfg := testConfig(t)
+	cfg.WordSkip = skip
+	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +215,12 @@ func TestInsertedWordEqualsWrittenWord(t *testing.T) {
 	D := 16
 	row := func(x []float32, r, n int) []float32 { return x[r*n : (r+1)*n] }
 	upto := (eos1 + 1) * D
-	for half, name := range []string{"contextual states", "word skip"} { // WordSkip: [B, 2L, D]
-		a, b := row(states, 0, 2*L*D)[half*L*D:], row(states, 1, 2*L*D)[half*L*D:]
+	halves := []string{"contextual states"}
+	if skip {
+		halves = append(halves, "word skip") // states [B, 2L, D]
+	}
+	for half, name := range halves {
+		a, b := row(states, 0, len(halves)*L*D)[half*L*D:], row(states, 1, len(halves)*L*D)[half*L*D:]
 		if d := maxDiff(a[:upto], b[:upto]); d > 1e-5 {
 			t.Errorf("inserted vs written: %s up to EOS differ by %g", name, d)
 		}
