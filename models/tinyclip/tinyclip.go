@@ -38,6 +38,11 @@ type TextConfig struct {
 	Depth  int `json:"depth"`  // causal transformer blocks
 	Heads  int `json:"heads"`  // attention heads; Width must be a multiple of it
 	MLP    int `json:"mlp"`    // hidden width of each block's MLP
+	// TokenInitStd is the standard deviation of the initial token embeddings (0: 0.02, as the
+	// first models had). At 0.02 a word's embedding is drowned by what the blocks add, so
+	// training first sits on a plateau where only whole-caption statistics are matched and
+	// leaves it (or not) by chance; see tiny.Config.TokenInitStd.
+	TokenInitStd float64 `json:"token_init_std,omitempty"`
 }
 
 // Validate returns an error naming the first invalid field, or nil.
@@ -55,6 +60,8 @@ func (c TextConfig) Validate() error {
 		return fmt.Errorf("text config: heads %d: want a divisor of the width %d", c.Heads, c.Width)
 	case c.MLP < 1:
 		return fmt.Errorf("text config: mlp %d: want at least 1", c.MLP)
+	case !(c.TokenInitStd >= 0):
+		return fmt.Errorf("text config: token_init_std %g: want >= 0 (0 for 0.02)", c.TokenInitStd)
 	}
 	return nil
 }
@@ -77,7 +84,7 @@ func DefaultConfig() (Config, error) {
 	}
 	return Config{
 		Image: tinyface.TowerConfig{Kind: tinyface.KindMLP, Patch: 4, Width: 512, Depth: 1, Heads: 4, MLP: 512, Embed: 32},
-		Text:  TextConfig{Vocab: tok.VocabSize(), Length: tok.MaxLength(), Width: 64, Depth: 1, Heads: 4, MLP: 128},
+		Text:  TextConfig{Vocab: tok.VocabSize(), Length: tok.MaxLength(), Width: 64, Depth: 1, Heads: 4, MLP: 128, TokenInitStd: 1},
 		Dim:   64,
 	}, nil
 }
@@ -113,7 +120,11 @@ func TextGraph(ctx *context.Context, cfg Config, ids, eos *graph.Node) *graph.No
 	tc := cfg.Text
 	ctx = ctx.In("text")
 	g := ids.Graph()
-	table := tinyface.Embedding(ctx, "token", tc.Vocab, tc.Width, g)
+	std := tc.TokenInitStd
+	if std == 0 {
+		std = 0.02
+	}
+	table := tinyface.EmbeddingStd(ctx, "token", tc.Vocab, tc.Width, std, g)
 	// A one-hot product instead of Gather: its gradient is a plain matrix multiply.
 	x := graph.DotGeneral(graph.OneHot(ids, tc.Vocab, tinyface.DType), []int{2}, nil, table, []int{0}, nil)
 	x = graph.Add(x, graph.ExpandLeftToRank(tinyface.Embedding(ctx, "pos", tc.Length, tc.Width, g), 3))

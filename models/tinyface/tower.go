@@ -103,7 +103,12 @@ func Tower(ctx *context.Context, cfg TowerConfig, tokens *graph.Node) *graph.Nod
 
 // Embedding returns a learned [n, width] table named name under ctx, initialised N(0, 0.02²).
 func Embedding(ctx *context.Context, name string, n, width int, g *graph.Graph) *graph.Node {
-	init := initializers.RandomNormalFn(ctx, 0.02)
+	return EmbeddingStd(ctx, name, n, width, 0.02, g)
+}
+
+// EmbeddingStd is Embedding with initial values of standard deviation std.
+func EmbeddingStd(ctx *context.Context, name string, n, width int, std float64, g *graph.Graph) *graph.Node {
+	init := initializers.RandomNormalFn(ctx, std)
 	return ctx.WithInitializer(init).VariableWithShape(name, shapes.Make(DType, n, width)).ValueGraph(g)
 }
 
