@@ -248,21 +248,6 @@ func LoadBytes(ctx *context.Context, raw []byte, path string) (map[string]string
 	return hdr.Meta, nil
 }
 
-// ReadMeta returns the meta stored with the checkpoint in dir, after checking the file as Load
-// does; an error names the file and what is wrong with it.
-func ReadMeta(dir string) (map[string]string, error) {
-	path := filepath.Join(dir, CheckpointFile)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("engine.ReadMeta: %w", err)
-	}
-	hdr, _, err := parseCheckpoint(raw)
-	if err != nil {
-		return nil, fmt.Errorf("engine.ReadMeta: %s: %w", path, err)
-	}
-	return hdr.Meta, nil
-}
-
 // parseCheckpoint validates the magic, header and data checksum of a checkpoint file's bytes.
 func parseCheckpoint(raw []byte) (checkpointHeader, []byte, error) {
 	var hdr checkpointHeader

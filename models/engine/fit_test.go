@@ -86,7 +86,7 @@ func TestFitResumeMatchesStraightRun(t *testing.T) {
 		t.Fatalf("run over another configuration's checkpoint made %d steps, want all 6", calls)
 	}
 	equalContexts(t, fresh, straight)
-	if m, err := ReadMeta(dir3); err != nil || m["fingerprint"] != "b" || m["step"] != "6" {
+	if m, err := Load(mlctx.New(), dir3); err != nil || m["fingerprint"] != "b" || m["step"] != "6" {
 		t.Fatalf("checkpoint after the fresh run: meta %v err %v", m, err)
 	}
 }
