@@ -136,8 +136,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	// Images, shard by shard: a killed run keeps the shards it finished.
 	var gen *generator
 	var genErr error
-	var once sync.Once
-	var mu sync.Mutex // one sampler at a time: the backend already uses every core
+	var once sync.Once // render itself runs one batch at a time
 	out := job.Output("images")
 	shards := (len(items) + p.ShardSize - 1) / p.ShardSize
 	err = pipeline.MapShards(ctx, job, out, shards, func(ctx context.Context, shard int) ([]EvalImageRow, error) {
@@ -163,8 +162,6 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		if len(todo) == 0 {
 			return rows, nil
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		once.Do(func() {
 			gen, genErr = newGenerator(job, p.Family, p.ModelDir, conceptWords(subjects), family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch})
 		})

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
@@ -229,6 +230,11 @@ type generator struct {
 	mapper   *mapper.Mapper
 	concepts []string
 	opt      family.SampleOptions
+	// mu serialises render: the stages run shards concurrently, but the mapper and every
+	// sampler build their graphs on the generator's one GoMLX context, which is not safe for
+	// concurrent use (a shard-parallel run crashed with a concurrent map read and write). The
+	// backend parallelises each execution itself, so little is lost.
+	mu sync.Mutex
 }
 
 // newGenerator loads the generator and, when the job has a mapper input, the trained mapper.
@@ -287,6 +293,8 @@ func (gen *generator) conceptPositions(prompt string, enc text.Encoding, n int) 
 // item's codes were inserted before (nil for an item without codes). The codes of all items go
 // through the mapper in one call.
 func (gen *generator) render(items []genItem) ([]image.Image, [][]string, error) {
+	gen.mu.Lock()
+	defer gen.mu.Unlock()
 	reqs := make([]family.SampleRequest, len(items))
 	concepts := make([][]string, len(items))
 	positions := make([][]int, len(items))
