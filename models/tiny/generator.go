@@ -232,12 +232,12 @@ func (g *Generator) Save(dir string) error {
 
 // isModelScope reports whether a variable scope belongs to the generator's weights.
 func isModelScope(scope string) bool {
-	for _, s := range []string{textScope, ditScope} {
-		if scope == s || strings.HasPrefix(scope, s+context.ScopeSeparator) {
-			return true
-		}
-	}
-	return false
+	return inScope(scope, textScope) || inScope(scope, ditScope)
+}
+
+// inScope reports whether scope is root or lies under it.
+func inScope(scope, root string) bool {
+	return scope == root || strings.HasPrefix(scope, root+context.ScopeSeparator)
 }
 
 // Freeze marks every weight of the generator non-trainable, so optimizers built on a context

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -164,7 +163,7 @@ func (g *Generator) initFrom(src *Generator, scopes []string) error {
 	for _, scope := range scopes {
 		n := 0
 		for v := range g.ctx.IterVariables() {
-			if !isModelScope(v.Scope()) || (v.Scope() != scope && !strings.HasPrefix(v.Scope(), scope+mlctx.ScopeSeparator)) {
+			if !isModelScope(v.Scope()) || !inScope(v.Scope(), scope) {
 				continue
 			}
 			sv := src.ctx.GetVariableByScopeAndName(v.Scope(), v.Name())
