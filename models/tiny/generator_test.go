@@ -116,11 +116,15 @@ func maxDiff(a, b []float32) float64 {
 	return d
 }
 
-func TestGraphShapes(t *testing.T) {
+// eachWordSkip runs test under both text-state layouts: contextual states only, and with
+// Config.WordSkip's words appended.
+func eachWordSkip(t *testing.T, test func(t *testing.T, skip bool)) {
 	for _, skip := range []bool{false, true} {
-		t.Run(fmt.Sprintf("word_skip=%v", skip), func(t *testing.T) { testGraphShapes(t, skip) })
+		t.Run(fmt.Sprintf("word_skip=%v", skip), func(t *testing.T) { test(t, skip) })
 	}
 }
+
+func TestGraphShapes(t *testing.T) { eachWordSkip(t, testGraphShapes) }
 
 func testGraphShapes(t *testing.T, skip bool) {
 	cfg := testConfig(t)
@@ -162,9 +166,7 @@ func testGraphShapes(t *testing.T, skip bool) {
 // one-hot plan gives exactly the text states of the prompt with "smiling" written there, and
 // padding content after EOS changes nothing (the encoder is causal).
 func TestInsertedWordEqualsWrittenWord(t *testing.T) {
-	for _, skip := range []bool{false, true} {
-		t.Run(fmt.Sprintf("word_skip=%v", skip), func(t *testing.T) { testInsertedWordEqualsWrittenWord(t, skip) })
-	}
+	eachWordSkip(t, testInsertedWordEqualsWrittenWord)
 }
 
 func testInsertedWordEqualsWrittenWord(t *testing.T, skip bool) {
