@@ -637,24 +637,17 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 	}
 	job.Record("generator_data", map[string]int{"train": len(data.Latents), "held_out": len(held), "without_caption": skipped})
 	r := &pretrainRun{job: job, name: pretrainGenerator, metric: "eps_mse", steps: opt.Steps, every: p.CheckpointEvery, fingerprint: fp}
-	done, err := r.start()
-	if err != nil {
-		return PretrainedModelRow{}, nil, err
-	}
-	if !done {
+	g, err := trainOrLoad(r, tiny.Load, func() (*tiny.Generator, func(string) error, error) {
 		job.Log.Info("pretraining the generator", "latents", len(data.Latents), "steps", opt.Steps, "batch", opt.BatchSize)
 		opt.CheckpointDir = r.checkpoints()
 		g, err := tiny.Pretrain(ctx, cfg, data, opt, func(step int, out []float64, el time.Duration) {
 			r.report(step, out[0], out[2], el)
 		})
-		if err := r.finish(err); err != nil {
-			return PretrainedModelRow{}, nil, err
+		if err != nil {
+			return nil, nil, err
 		}
-		if err := r.saveFinal(g.Save); err != nil {
-			return PretrainedModelRow{}, nil, err
-		}
-	}
-	g, err := tiny.Load(r.final())
+		return g, g.Save, nil
+	})
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}
