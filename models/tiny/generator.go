@@ -139,12 +139,13 @@ func Load(dir string) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiny: %w", err)
 	}
-	return loadBytes(data, raw, path, ckpt)
+	return LoadBytes(data, raw, path, ckpt)
 }
 
-// loadBytes is Load for the contents of config.json (named path in errors) and checkpoint.bin
-// (named ckpt).
-func loadBytes(data, raw []byte, path, ckpt string) (*Generator, error) {
+// LoadBytes is Load for the contents of config.json (named path in errors) and checkpoint.bin
+// (named ckpt), for callers that already hold them (the embedded defaults; a stage that also
+// hashes the checkpoint).
+func LoadBytes(data, raw []byte, path, ckpt string) (*Generator, error) {
 	cfg, err := ParseConfig(path, data)
 	if err != nil {
 		return nil, err
@@ -194,7 +195,7 @@ func LoadDefault() (*Generator, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("tiny: embedded weights: %w", err)
 	}
-	g, err := loadBytes(cfgData, ckpt, "weights/"+ConfigFile, "weights/"+engine.CheckpointFile)
+	g, err := LoadBytes(cfgData, ckpt, "weights/"+ConfigFile, "weights/"+engine.CheckpointFile)
 	if err != nil {
 		return nil, fmt.Errorf("tiny: embedded default weights: %w", err)
 	}
