@@ -79,15 +79,14 @@ func TestSampleTiny(t *testing.T) {
 	}
 }
 
-// BenchmarkSample times sampling with the default tiny architecture (random weights: the cost
-// does not depend on their values) at the default options (DefaultSampleSteps DDIM steps with
+// BenchmarkSample times sampling with the committed tiny generator at the default options (DefaultSampleSteps DDIM steps with
 // guidance), for the default batch size and a larger one.
 func BenchmarkSample(b *testing.B) {
 	tok, err := tiny.Tokenizer()
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := tiny.New(tiny.DefaultConfig(tok.VocabSize()))
+	g, err := tiny.LoadDefault()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,8 +4,8 @@ package tiny
 //
 //	go test ./models/tiny -run '^$' -bench PretrainStep -benchtime=3x
 //
-// BenchmarkPretrainStep times one optimizer step (forward, backward, AdamW, EMA) of the default
-// architecture at batch 32, after compiling and one warm-up step. Sampling is benchmarked in
+// BenchmarkPretrainStep times one optimizer step (forward, backward, AdamW, EMA) of the committed
+// generator's architecture at batch 32, after compiling and one warm-up step. Sampling is benchmarked in
 // models/family (BenchmarkSample).
 
 import (
@@ -22,7 +22,11 @@ func BenchmarkPretrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := DefaultConfig(tok.VocabSize())
+	def, err := LoadDefault()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := def.Config()
 	g, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
