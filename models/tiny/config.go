@@ -32,9 +32,10 @@ type Config struct {
 	// plus position, layer-normalised) next to the contextual text states: the states are
 	// [B, 2L, TextWidth]. A small text encoder trained through a denoiser mixes its words into
 	// nearly the same state at every position; the skip keeps every word, and a pseudo-word,
-	// visible as itself. The committed generator uses it: without it a trained CoCoIns mapper
-	// moved only the overall colour (Face Sim 0.097 vs 0.088 without a code), with it a code
-	// sets the subject (0.658 vs 0.168; README, "Results on the tiny world").
+	// visible as itself. The committed generator uses it: with the earlier generator, which
+	// had neither this nor TokenInitStd 1, a trained CoCoIns mapper moved only the overall
+	// colour (Face Sim 0.097 vs 0.088 without a code); with this one a code sets the subject
+	// (0.658 vs 0.168; README, "Results on the tiny world").
 	WordSkip bool `json:"word_skip,omitempty"`
 
 	LatentShape []int `json:"latent_shape"` // [H, W, C] of one latent; H*W tokens of C features
