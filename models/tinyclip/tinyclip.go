@@ -122,7 +122,7 @@ func TextGraph(ctx *context.Context, cfg Config, ids, eos *graph.Node) *graph.No
 	g := ids.Graph()
 	std := tc.TokenInitStd
 	if std == 0 {
-		std = 0.02
+		std = tinyface.DefaultEmbeddingStd
 	}
 	table := tinyface.EmbeddingStd(ctx, "token", tc.Vocab, tc.Width, std, g)
 	// A one-hot product instead of Gather: its gradient is a plain matrix multiply.

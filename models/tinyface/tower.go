@@ -101,9 +101,13 @@ func Tower(ctx *context.Context, cfg TowerConfig, tokens *graph.Node) *graph.Nod
 	return LayerNorm(ctx.In("ln_final"), pooled)
 }
 
-// Embedding returns a learned [n, width] table named name under ctx, initialised N(0, 0.02²).
+// DefaultEmbeddingStd is the standard deviation of Embedding's initial values.
+const DefaultEmbeddingStd = 0.02
+
+// Embedding returns a learned [n, width] table named name under ctx, initialised
+// N(0, DefaultEmbeddingStd²).
 func Embedding(ctx *context.Context, name string, n, width int, g *graph.Graph) *graph.Node {
-	return EmbeddingStd(ctx, name, n, width, 0.02, g)
+	return EmbeddingStd(ctx, name, n, width, DefaultEmbeddingStd, g)
 }
 
 // EmbeddingStd is Embedding with initial values of standard deviation std.
