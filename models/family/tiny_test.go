@@ -79,8 +79,8 @@ func TestSampleTiny(t *testing.T) {
 	}
 }
 
-// BenchmarkSample times sampling with the committed tiny generator at the default options (DefaultSampleSteps DDIM steps with
-// guidance), for the default batch size and a larger one.
+// BenchmarkSample times sampling with the committed tiny generator at the default options
+// (DefaultSampleSteps DDIM steps with guidance), for the default batch size and a larger one.
 func BenchmarkSample(b *testing.B) {
 	tok, err := tiny.Tokenizer()
 	if err != nil {

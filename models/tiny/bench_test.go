@@ -4,9 +4,9 @@ package tiny
 //
 //	go test ./models/tiny -run '^$' -bench PretrainStep -benchtime=3x
 //
-// BenchmarkPretrainStep times one optimizer step (forward, backward, AdamW, EMA) of the committed
-// generator's architecture at batch 32, after compiling and one warm-up step. Sampling is benchmarked in
-// models/family (BenchmarkSample).
+// BenchmarkPretrainStep times one optimizer step (forward, backward, AdamW, EMA) of the
+// committed generator's architecture at batch 32, after compiling and one warm-up step.
+// Sampling is benchmarked in models/family (BenchmarkSample).
 
 import (
 	"testing"
