@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -482,5 +483,25 @@ func TestPretrainGeneratorRetrainsOnChangeAndFineTunes(t *testing.T) {
 	err := run("      generator_init: /nowhere/generator\n")
 	if err == nil || !strings.Contains(err.Error(), "generator_init") || !strings.Contains(err.Error(), "/nowhere/generator") {
 		t.Fatalf("missing generator_init folder: got %v, want an error naming the parameter and the folder", err)
+	}
+	final := filepath.Join(dir, "pt", "pretrain", "generator", "final", engine.CheckpointFile)
+	before, err := os.ReadFile(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(saved, engine.CheckpointFile)
+	raw, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ckpt, raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = run(fmt.Sprintf("      generator_init: %q\n", saved))
+	if err == nil || !strings.Contains(err.Error(), "generator_init") || !strings.Contains(err.Error(), ckpt) {
+		t.Fatalf("truncated generator_init checkpoint: got %v, want an error naming the parameter and the file", err)
+	}
+	if after, err := os.ReadFile(final); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("a failed generator_init run changed the final generator already written (err %v)", err)
 	}
 }
