@@ -88,7 +88,12 @@ type Terms struct {
 	Con  *Node // L_con (eq. 7)
 	Pos  *Node // D(x̂*, x̂+), the positive distance
 	Neg  *Node // D(x̂*, x̂−), the negative distance
-	Back *Node // L_back (eq. 8); zero when disabled
+	// Plain is D(x̂1, x̂2), the positive distance of the plain generator (no pseudo-words) on
+	// the same noisy latents and prompts. D+ / Plain below 1 means the code makes the subject
+	// more consistent than the prompt alone does; the ratio does not swing with the batch's
+	// timesteps as D+ does.
+	Plain *Node
+	Back  *Node // L_back (eq. 8); zero when disabled
 }
 
 // Loss builds L for one batch. ctx is the training context: it holds the frozen generator's
@@ -158,17 +163,26 @@ func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch,
 	lCon := ReduceAllMean(con)
 	loss := MulScalar(lCon, o.LambdaCon)
 
-	// Eq. 8: L_back = D^{1−m}(x̂*, x̂1) + D^{1−m}(x̂+, x̂2) + D^{1−m}(x̂−, x̂1), where x̂1, x̂2
-	// come from the same noisy latents with the unmodified prompts (no gradient needed there).
+	// The plain generator's predictions x̂1, x̂2 from the same noisy latents with the unmodified
+	// prompts (no gradient needed there): eq. 8 compares backgrounds with them, and their
+	// subject distance D^m(x̂1, x̂2) is the positive distance without a code, the reference
+	// that D(x̂*, x̂+) must fall below for a code to make subjects consistent.
+	posEOSPlain := b.EOS2
+	if o.SamePrompt {
+		posEOSPlain = b.EOS1
+	}
+	refCond := g.Encode(ctx, concatEach(e1, posE), Concatenate([]*Node{b.EOS1, posEOSPlain}, 0))
+	xtRef := Concatenate([]*Node{xtAnchor, xtPos}, 0)
+	sa2 := Concatenate([]*Node{b.SqrtA, b.SqrtA}, 0)
+	sb2 := Concatenate([]*Node{b.SqrtB, b.SqrtB}, 0)
+	ref := StopGradient(predictX0(g.Info().Prediction, xtRef, g.Denoise(ctx, xtRef, Concatenate([]*Node{b.T, b.T}, 0), refCond), sa2, sb2))
+	x1 := SliceAxis(ref, 0, AxisRange(0, B))
+	x2 := SliceAxis(ref, 0, AxisRange(B, 2*B))
+	dPlain := distance(o.Distance, x1, x2, m)
+
+	// Eq. 8: L_back = D^{1−m}(x̂*, x̂1) + D^{1−m}(x̂+, x̂2) + D^{1−m}(x̂−, x̂1).
 	lBack := ScalarZero(gr, lCon.DType())
 	if o.Background {
-		refCond := g.Encode(ctx, concatEach(e1, e2), Concatenate([]*Node{b.EOS1, b.EOS2}, 0))
-		xtRef := Concatenate([]*Node{xtAnchor, xtPos}, 0)
-		sa2 := Concatenate([]*Node{b.SqrtA, b.SqrtA}, 0)
-		sb2 := Concatenate([]*Node{b.SqrtB, b.SqrtB}, 0)
-		ref := StopGradient(predictX0(g.Info().Prediction, xtRef, g.Denoise(ctx, xtRef, Concatenate([]*Node{b.T, b.T}, 0), refCond), sa2, sb2))
-		x1 := SliceAxis(ref, 0, AxisRange(0, B))
-		x2 := SliceAxis(ref, 0, AxisRange(B, 2*B))
 		back := OneMinus(b.Mask)
 		lBack = ReduceAllMean(Add(Add(
 			distance(o.Distance, xAnchor, x1, back),
@@ -176,7 +190,7 @@ func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch,
 			distance(o.Distance, xNeg, x1, back)))
 		loss = Add(loss, MulScalar(lBack, o.LambdaBack))
 	}
-	return Terms{Loss: loss, Con: lCon, Pos: ReduceAllMean(dPos), Neg: ReduceAllMean(dNeg), Back: lBack}
+	return Terms{Loss: loss, Con: lCon, Pos: ReduceAllMean(dPos), Neg: ReduceAllMean(dNeg), Plain: ReduceAllMean(dPlain), Back: lBack}
 }
 
 // Insert places one pseudo-word per row into token embeddings (eq. 4): e [B, L, D], w [B, D],

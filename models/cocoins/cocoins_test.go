@@ -2,13 +2,19 @@ package cocoins
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/cocoflow/cocoflow/models/diffusion"
 	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/mapper"
 	"github.com/cocoflow/cocoflow/models/prompt"
+	"github.com/cocoflow/cocoflow/models/text"
+	"github.com/cocoflow/cocoflow/models/tiny"
 )
 
 // run executes a graph function of no inputs and returns its outputs as flat float32 slices.
@@ -154,5 +160,112 @@ func TestOptionsValidate(t *testing.T) {
 	o.Negative = "divide"
 	if err := o.Validate(); err == nil {
 		t.Fatal("want an error for negative=divide")
+	}
+}
+
+// lossTerms evaluates Loss on the committed tiny generator for two triplets whose captions
+// differ, returning D+, D−, Plain and L_back.
+func lossTerms(t *testing.T, o Options) (pos, neg, plain, back float64) {
+	t.Helper()
+	g, err := tiny.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := g.Tokenizer()
+	info := g.Info()
+	mcfg := mapper.Config{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "none", OutDims: []int{info.Encoders[0].Dim}}
+	L := info.Encoders[0].MaxLength
+
+	// Per caption: padded ids, the plan inserting one word before the class word, EOS indices.
+	captions := [2][2]string{
+		{"a man is looking at the camera.", "a photo of a man in the park."},
+		{"a girl with red hair.", "a portrait of a girl at the beach."},
+	}
+	var ids [2][]int32
+	var plans [2][]prompt.Plan
+	var eos, eosW [2][]int32
+	for _, pair := range captions {
+		for k, c := range pair {
+			enc := tok.Encode(c)
+			padded := make([]int32, L)
+			for j := range padded {
+				padded[j] = tok.Pad()
+			}
+			copy(padded, enc.IDs)
+			word := "man"
+			if strings.Contains(c, "girl") {
+				word = "girl"
+			}
+			plan, err := prompt.NewPlan(L, len(enc.IDs)-1, []int{text.ConceptIndex(enc, word)}, L)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[k] = append(ids[k], padded...)
+			plans[k] = append(plans[k], plan)
+			eos[k] = append(eos[k], int32(len(enc.IDs)-1))
+			eosW[k] = append(eosW[k], int32(plan.EOS))
+		}
+	}
+	const B = 2
+	lat := append([]int{B}, info.LatentShape...)
+	size := 1
+	for _, d := range info.LatentShape {
+		size *= d
+	}
+	normal := func(seed uint64, n int) []float32 { return diffusion.GaussianNoise(seed, 7, n) }
+	mask := make([]float32, B*info.LatentShape[0]*info.LatentShape[1])
+	for i := range mask {
+		mask[i] = float32(i % 2) // a checkerboard "subject", so both D^m and D^{1−m} see pixels
+	}
+	inputs := []any{
+		tensors.FromFlatDataAndDimensions(normal(1, B*size), lat...),
+		tensors.FromFlatDataAndDimensions(mask, B, info.LatentShape[0], info.LatentShape[1], 1),
+		tensors.FromFlatDataAndDimensions(ids[0], B, L), tensors.FromFlatDataAndDimensions(ids[1], B, L),
+		tensors.FromFlatDataAndDimensions(prompt.OneHot(plans[0], L, 1), B, L, L+1),
+		tensors.FromFlatDataAndDimensions(prompt.OneHot(plans[1], L, 1), B, L, L+1),
+		eos[0], eos[1], eosW[0], eosW[1],
+		tensors.FromFlatDataAndDimensions(normal(2, B*4), B, 4), tensors.FromFlatDataAndDimensions(normal(3, B*4), B, 4),
+		tensors.FromFlatDataAndDimensions(normal(4, B*size), lat...), tensors.FromFlatDataAndDimensions(normal(5, B*size), lat...),
+		[]int32{300, 700}, []float32{0.8, 0.4}, []float32{0.6, 0.9165}, float32(0.002),
+	}
+	backend, err := engine.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := context.NewExec(backend, g.Context(), func(ctx *context.Context, in []*Node) []*Node {
+		b := Batch{X: in[0], Mask: in[1], IDs1: in[2], IDs2: in[3], Ins1: in[4], Ins2: in[5],
+			EOS1: in[6], EOS2: in[7], EOS1w: in[8], EOS2w: in[9], Z1: in[10], Z2: in[11],
+			Eps1: in[12], Eps2: in[13], T: in[14], SqrtA: in[15], SqrtB: in[16], Lambda: in[17]}
+		terms := Loss(ctx, g, mcfg, b, o)
+		return []*Node{terms.Pos, terms.Neg, terms.Plain, terms.Back}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := exec.Exec(inputs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := func(i int) float64 { return float64(tensors.MustCopyFlatData[float32](outs[i])[0]) }
+	return v(0), v(1), v(2), v(3)
+}
+
+// TestLossTriplets checks eqs. 5–6 through the whole loss: with the anchor's prompt and noise
+// for the positive (Table 5's "=, =") the anchor and the positive are one sample, so D+ and
+// the plain generator's positive distance are exactly zero while another code still differs;
+// with other prompts and noise (the method) all three distances are positive.
+func TestLossTriplets(t *testing.T) {
+	o := DefaultOptions()
+	o.SamePrompt, o.SameNoise = true, true
+	pos, neg, plain, back := lossTerms(t, o)
+	if pos != 0 || plain != 0 {
+		t.Errorf("same prompt and noise: D+ = %g, plain D = %g, want 0 (one sample twice)", pos, plain)
+	}
+	if neg <= 0 || back <= 0 {
+		t.Errorf("same prompt and noise: D− = %g, L_back = %g, want > 0 (another code; a pseudo-word changes the background)", neg, back)
+	}
+	pos, neg, plain, _ = lossTerms(t, DefaultOptions())
+	if pos <= 0 || neg <= 0 || plain <= 0 {
+		t.Errorf("other prompt and noise: D+ = %g, D− = %g, plain D = %g, want all > 0", pos, neg, plain)
 	}
 }
