@@ -76,8 +76,9 @@ type TrainLogRow struct {
 	Step      int32   `parquet:"step"`
 	Loss      float32 `parquet:"loss"`       // L (eq. 9)
 	Con       float32 `parquet:"l_con"`      // L_con (eq. 7)
-	Pos       float32 `parquet:"d_pos"`      // D(x̂*, x̂+): falls as codes become consistent
+	Pos       float32 `parquet:"d_pos"`      // D(x̂*, x̂+): falls below d_plain as codes become consistent
 	Neg       float32 `parquet:"d_neg"`      // D(x̂*, x̂−): held up by the negative term
+	Plain     float32 `parquet:"d_plain"`    // D(x̂1, x̂2), the plain generator's positive distance on the same batch
 	Back      float32 `parquet:"l_back"`     // L_back (eq. 8)
 	LambdaNeg float32 `parquet:"lambda_neg"` // λ_neg of the step
 	GradNorm  float32 `parquet:"grad_norm"`  // global gradient norm before clipping
@@ -182,7 +183,7 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 		adam.(interface {
 			UpdateGraphWithGradients(*mlctx.Context, []*Node, dtypes.DType)
 		}).UpdateGraphWithGradients(ctx, grads, terms.Loss.DType())
-		return []*Node{terms.Loss, terms.Con, terms.Pos, terms.Neg, terms.Back, norm}
+		return []*Node{terms.Loss, terms.Con, terms.Pos, terms.Neg, terms.Back, norm, terms.Plain}
 	}
 
 	ckptDir := filepath.Join(job.Dir, "checkpoints")
@@ -203,7 +204,7 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 		Steps: p.Steps, CheckpointDir: ckptDir, CheckpointEvery: p.CheckpointEvery,
 		Meta: map[string]string{"fingerprint": job.Fingerprint()},
 	}, func(step int, out []float64, elapsed time.Duration) {
-		row := TrainLogRow{Step: int32(step), Loss: float32(out[0]), Con: float32(out[1]), Pos: float32(out[2]), Neg: float32(out[3]),
+		row := TrainLogRow{Step: int32(step), Loss: float32(out[0]), Con: float32(out[1]), Pos: float32(out[2]), Neg: float32(out[3]), Plain: float32(out[6]),
 			Back: float32(out[4]), GradNorm: float32(out[5]), LambdaNeg: float32(b.lambda(step)), Seconds: float32(elapsed.Seconds())}
 		logRows = keepBefore(logRows, step)
 		logRows = append(logRows, row)
@@ -232,7 +233,7 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	job.Record("frozen_generator_sha256", frozenAfter)
 	if n := len(logRows); n > 0 {
 		last := logRows[n-1]
-		job.Record("final", map[string]float32{"loss": last.Loss, "d_pos": last.Pos, "d_neg": last.Neg, "l_back": last.Back})
+		job.Record("final", map[string]float32{"loss": last.Loss, "d_pos": last.Pos, "d_neg": last.Neg, "d_plain": last.Plain, "l_back": last.Back})
 	}
 	if err := plotTrainLog(filepath.Join(job.Dir, "train_loss.png"), logRows); err != nil {
 		return err
@@ -481,13 +482,13 @@ func keepBefore(rows []TrainLogRow, step int) []TrainLogRow {
 	return rows
 }
 
-const trainLogHeader = "step,loss,l_con,d_pos,d_neg,l_back,lambda_neg,grad_norm,seconds"
+const trainLogHeader = "step,loss,l_con,d_pos,d_neg,d_plain,l_back,lambda_neg,grad_norm,seconds"
 
 func writeTrainLog(path string, rows []TrainLogRow) error {
 	var b strings.Builder
 	b.WriteString(trainLogHeader + "\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%d,%g,%g,%g,%g,%g,%g,%g,%.2f\n", r.Step, r.Loss, r.Con, r.Pos, r.Neg, r.Back, r.LambdaNeg, r.GradNorm, r.Seconds)
+		fmt.Fprintf(&b, "%d,%g,%g,%g,%g,%g,%g,%g,%g,%.2f\n", r.Step, r.Loss, r.Con, r.Pos, r.Neg, r.Plain, r.Back, r.LambdaNeg, r.GradNorm, r.Seconds)
 	}
 	return pipeline.WriteFileAtomic(path, []byte(b.String()))
 }
@@ -508,7 +509,7 @@ func readTrainLog(path string) ([]TrainLogRow, error) {
 	var rows []TrainLogRow
 	for n, l := range lines[1:] {
 		var r TrainLogRow
-		if _, err := fmt.Sscanf(l, "%d,%g,%g,%g,%g,%g,%g,%g,%g", &r.Step, &r.Loss, &r.Con, &r.Pos, &r.Neg, &r.Back, &r.LambdaNeg, &r.GradNorm, &r.Seconds); err != nil {
+		if _, err := fmt.Sscanf(l, "%d,%g,%g,%g,%g,%g,%g,%g,%g,%g", &r.Step, &r.Loss, &r.Con, &r.Pos, &r.Neg, &r.Plain, &r.Back, &r.LambdaNeg, &r.GradNorm, &r.Seconds); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, n+2, err)
 		}
 		rows = append(rows, r)
@@ -517,16 +518,18 @@ func readTrainLog(path string) ([]TrainLogRow, error) {
 }
 
 func plotTrainLog(path string, rows []TrainLogRow) error {
-	var x, pos, neg, back, loss []float64
+	var x, pos, neg, plain, back, loss []float64
 	for _, r := range rows {
 		x = append(x, float64(r.Step))
 		pos = append(pos, float64(r.Pos))
 		neg = append(neg, float64(r.Neg))
+		plain = append(plain, float64(r.Plain))
 		back = append(back, float64(r.Back))
 		loss = append(loss, float64(r.Loss))
 	}
 	img := chart.Plot{Title: "CoCoIns training: distances between x̂ predictions", XLabel: "step", LogY: true, Smooth: 10, Series: []chart.Series{
-		{Name: "D(x*, x+) positive", X: x, Y: pos}, {Name: "D(x*, x-) negative", X: x, Y: neg},
+		{Name: "D(x*, x+) positive", X: x, Y: pos}, {Name: "D(x1, x2) positive without codes", X: x, Y: plain},
+		{Name: "D(x*, x-) negative", X: x, Y: neg},
 		{Name: "L_back", X: x, Y: back}, {Name: "loss", X: x, Y: loss},
 	}}.Draw()
 	data, err := imageio.PNG(img)

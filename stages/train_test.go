@@ -72,6 +72,19 @@ func TestTrainStageRunsAndResumesIdentically(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The CSV holds the same rows, the no-code positive distance included.
+	csvRows, err := readTrainLog(filepath.Join(straight, "p", "train", "train_log.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(csvRows) != len(logs) {
+		t.Fatalf("train_log.csv has %d rows, log has %d", len(csvRows), len(logs))
+	}
+	for i, r := range logs {
+		if r.Plain <= 0 || csvRows[i].Plain != r.Plain || csvRows[i].Pos != r.Pos {
+			t.Errorf("step %d: d_plain %g (csv %g), d_pos %g (csv %g): want a positive no-code distance, the same in both", i, r.Plain, csvRows[i].Plain, r.Pos, csvRows[i].Pos)
+		}
+	}
 	want := mapperWeights(t, straight)
 
 	// Interrupt a second run once its first checkpoint exists, then rerun it.
