@@ -518,7 +518,7 @@ func readTrainLog(path string) ([]TrainLogRow, error) {
 }
 
 func plotTrainLog(path string, rows []TrainLogRow) error {
-	var x, pos, neg, plain, back, loss []float64
+	var x, pos, neg, plain, back, loss, ratio, one []float64
 	for _, r := range rows {
 		x = append(x, float64(r.Step))
 		pos = append(pos, float64(r.Pos))
@@ -526,13 +526,18 @@ func plotTrainLog(path string, rows []TrainLogRow) error {
 		plain = append(plain, float64(r.Plain))
 		back = append(back, float64(r.Back))
 		loss = append(loss, float64(r.Loss))
+		ratio = append(ratio, float64(r.Pos)/math.Max(float64(r.Plain), 1e-12))
+		one = append(one, 1)
 	}
-	img := chart.Plot{Title: "CoCoIns training: distances between x̂ predictions", XLabel: "step", LogY: true, Smooth: 10, Series: []chart.Series{
+	distances := chart.Plot{Title: "CoCoIns training: distances between x̂ predictions", XLabel: "step", LogY: true, Smooth: 10, Series: []chart.Series{
 		{Name: "D(x*, x+) positive", X: x, Y: pos}, {Name: "D(x1, x2) positive without codes", X: x, Y: plain},
 		{Name: "D(x*, x-) negative", X: x, Y: neg},
 		{Name: "L_back", X: x, Y: back}, {Name: "loss", X: x, Y: loss},
 	}}.Draw()
-	data, err := imageio.PNG(img)
+	consistency := chart.Plot{Title: "D(x*, x+) / D(x1, x2): below 1 when a code makes the subject more consistent", XLabel: "step", Width: 720, Height: 260, Smooth: 25, Series: []chart.Series{
+		{Name: "ratio", X: x, Y: ratio}, {Name: "1", X: x, Y: one},
+	}}.Draw()
+	data, err := imageio.PNG(chart.Stack(distances, consistency))
 	if err != nil {
 		return err
 	}

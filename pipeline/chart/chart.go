@@ -311,3 +311,21 @@ func wrapText(s string, n int) []string {
 	}
 	return append(lines, cur)
 }
+
+// Stack places images one below the other, left-aligned, on white.
+func Stack(imgs ...*image.RGBA) *image.RGBA {
+	w, h := 0, 0
+	for _, im := range imgs {
+		w = max(w, im.Bounds().Dx())
+		h += im.Bounds().Dy()
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(out, out.Bounds(), image.White, image.Point{}, draw.Src)
+	y := 0
+	for _, im := range imgs {
+		r := im.Bounds()
+		draw.Draw(out, image.Rect(0, y, r.Dx(), y+r.Dy()), im, r.Min, draw.Src)
+		y += r.Dy()
+	}
+	return out
+}

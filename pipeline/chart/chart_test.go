@@ -48,3 +48,23 @@ func TestSheetLayout(t *testing.T) {
 		t.Fatalf("wrap: %q", got)
 	}
 }
+
+func TestStack(t *testing.T) {
+	a := image.NewRGBA(image.Rect(0, 0, 4, 2))
+	b := image.NewRGBA(image.Rect(10, 10, 16, 13)) // not at the origin
+	a.Set(3, 1, color.RGBA{255, 0, 0, 255})
+	b.Set(10, 10, color.RGBA{0, 0, 255, 255})
+	s := Stack(a, b)
+	if got := s.Bounds(); got != image.Rect(0, 0, 6, 5) {
+		t.Fatalf("bounds %v, want 6x5", got)
+	}
+	if got := s.RGBAAt(3, 1); got != (color.RGBA{255, 0, 0, 255}) {
+		t.Errorf("first image's pixel: %v", got)
+	}
+	if got := s.RGBAAt(0, 2); got != (color.RGBA{0, 0, 255, 255}) {
+		t.Errorf("second image's first pixel, placed below the first: %v", got)
+	}
+	if got := s.RGBAAt(5, 0); got != (color.RGBA{255, 255, 255, 255}) {
+		t.Errorf("uncovered pixel %v, want white", got)
+	}
+}
