@@ -613,22 +613,13 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 	settings := map[string]any{"config": cfg, "steps": opt.Steps, "batch": opt.BatchSize, "lr": opt.LearningRate, "warmup": opt.WarmupSteps,
 		"snr_floor": opt.SNRFloor}
 	if p.GeneratorInit != "" {
-		cfgPath, ckptPath := filepath.Join(p.GeneratorInit, tiny.ConfigFile), filepath.Join(p.GeneratorInit, engine.CheckpointFile)
-		cfgData, err := os.ReadFile(cfgPath)
-		if err != nil {
-			return PretrainedModelRow{}, nil, fmt.Errorf("generator_init: %w", err)
-		}
-		ckpt, err := os.ReadFile(ckptPath)
-		if err != nil {
-			return PretrainedModelRow{}, nil, fmt.Errorf("generator_init: %w", err)
-		}
-		if opt.InitFrom, err = tiny.LoadBytes(cfgData, ckpt, cfgPath, ckptPath); err != nil {
+		var sum [sha256.Size]byte
+		if opt.InitFrom, sum, err = tiny.LoadSum(p.GeneratorInit); err != nil {
 			return PretrainedModelRow{}, nil, fmt.Errorf("generator_init: %w", err)
 		}
 		for _, s := range p.GeneratorInitScopes {
 			opt.InitScopes = append(opt.InitScopes, "/"+s)
 		}
-		sum := sha256.Sum256(ckpt)
 		settings["init"] = map[string]any{"checkpoint_sha256": hex.EncodeToString(sum[:]), "scopes": p.GeneratorInitScopes}
 	}
 	fp, err := modelFingerprint(job, pretrainGenerator, settings, p.EvalSplit, "images", "latents", "tokens")

@@ -1,6 +1,7 @@
 package tiny
 
 import (
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -129,22 +130,29 @@ func (g *Generator) build(ctx *context.Context) error {
 // freezes its weights. It returns an error naming the file when either is missing or corrupt,
 // or when the checkpoint does not hold exactly the variables the config describes.
 func Load(dir string) (*Generator, error) {
+	g, _, err := LoadSum(dir)
+	return g, err
+}
+
+// LoadSum is Load that also returns the SHA-256 of checkpoint.bin, for runs that record which
+// weights they started from.
+func LoadSum(dir string) (*Generator, [sha256.Size]byte, error) {
 	path := filepath.Join(dir, ConfigFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tiny: %w", err)
+		return nil, [sha256.Size]byte{}, fmt.Errorf("tiny: %w", err)
 	}
 	ckpt := filepath.Join(dir, engine.CheckpointFile)
 	raw, err := os.ReadFile(ckpt)
 	if err != nil {
-		return nil, fmt.Errorf("tiny: %w", err)
+		return nil, [sha256.Size]byte{}, fmt.Errorf("tiny: %w", err)
 	}
-	return LoadBytes(data, raw, path, ckpt)
+	g, err := LoadBytes(data, raw, path, ckpt)
+	return g, sha256.Sum256(raw), err
 }
 
 // LoadBytes is Load for the contents of config.json (named path in errors) and checkpoint.bin
-// (named ckpt), for callers that already hold them (the embedded defaults; a stage that also
-// hashes the checkpoint).
+// (named ckpt), for callers that already hold them (the embedded defaults).
 func LoadBytes(data, raw []byte, path, ckpt string) (*Generator, error) {
 	cfg, err := ParseConfig(path, data)
 	if err != nil {
