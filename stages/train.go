@@ -34,11 +34,12 @@ type trainParams struct {
 	Family   string `param:"family" default:"tiny" doc:"model family of the frozen generator"`
 	ModelDir string `param:"model_dir" doc:"the family's model folder (\"\" for its built-in default)"`
 
-	CodeDim    int    `param:"code_dim" default:"64" min:"1" doc:"c, the size of the latent code z"`
-	Layers     int    `param:"layers" default:"3" min:"1" doc:"n, dense layers of the mapping network"`
-	Width      int    `param:"width" default:"256" min:"1" doc:"hidden width of the mapping network"`
-	Activation string `param:"activation" default:"gelu" enum:"relu,gelu,silu,leaky_relu,tanh" doc:"hidden activation"`
-	Rescale    string `param:"rescale" default:"vocab" enum:"vocab,none" doc:"rescale pseudo-words to the vocabulary's embedding statistics"`
+	CodeDim    int     `param:"code_dim" default:"64" min:"1" doc:"c, the size of the latent code z"`
+	Layers     int     `param:"layers" default:"3" min:"1" doc:"n, dense layers of the mapping network"`
+	Width      int     `param:"width" default:"256" min:"1" doc:"hidden width of the mapping network"`
+	Activation string  `param:"activation" default:"gelu" enum:"relu,gelu,silu,leaky_relu,tanh" doc:"hidden activation"`
+	Rescale    string  `param:"rescale" default:"vocab" enum:"vocab,none" doc:"rescale pseudo-words to the vocabulary's embedding statistics"`
+	StdScale   float64 `param:"std_scale" default:"1" min:"0" doc:"rescale vocab: multiply the vocabulary's standard deviation given to pseudo-words (below 1: nearer the mean word)"`
 
 	Negative   string  `param:"negative" default:"reciprocal" enum:"reciprocal,subtract,none" doc:"negative term of L_con: λ/D− (eq. 7), max(0, D+ − λD− + margin), or none (positive only)"`
 	Margin     float64 `param:"margin" default:"0.1" min:"0" doc:"subtract: triplet margin"`
@@ -141,7 +142,7 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	}
 	job.Log.Info("training the mapping network", "triplets", len(data.rows), "steps", p.Steps, "batch", p.Batch)
 
-	mcfg := mapper.Config{CodeDim: p.CodeDim, Layers: p.Layers, Width: p.Width, Activation: p.Activation, Rescale: p.Rescale}
+	mcfg := mapper.Config{CodeDim: p.CodeDim, Layers: p.Layers, Width: p.Width, Activation: p.Activation, Rescale: p.Rescale, StdScale: p.StdScale}
 	for k, enc := range info.Encoders {
 		mcfg.OutDims = append(mcfg.OutDims, enc.Dim)
 		if p.Rescale == "vocab" {

@@ -35,6 +35,9 @@ type Config struct {
 	OutDims    []int       `json:"out_dims"`   // d per text encoder
 	VocabMean  [][]float32 `json:"vocab_mean,omitempty"`
 	VocabStd   [][]float32 `json:"vocab_std,omitempty"`
+	// StdScale multiplies the vocabulary's standard deviation given to pseudo-words (rescale
+	// vocab): below 1 keeps them nearer the mean word. 0 means 1 (mappers saved before it).
+	StdScale float64 `json:"std_scale,omitempty"`
 }
 
 // Validate checks the config, naming the bad field.
@@ -46,6 +49,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("mapper: layers must be ≥ 1, got %d", c.Layers)
 	case c.Layers > 1 && c.Width < 1:
 		return fmt.Errorf("mapper: width must be ≥ 1, got %d", c.Width)
+	case c.StdScale < 0:
+		return fmt.Errorf("mapper: std_scale must be ≥ 0, got %g", c.StdScale)
 	case len(c.OutDims) == 0:
 		return fmt.Errorf("mapper: no output dimensions (one per text encoder)")
 	}
@@ -102,11 +107,14 @@ func Build(ctx *context.Context, cfg Config, z *Node) []*Node {
 		w := layers.Dense(ctx.Inf("out_%d", k), h, true, d)
 		if cfg.Rescale == "vocab" {
 			// Standardise each pseudo-word across its dimensions, then give it the vocabulary's
-			// per-dimension statistics: w = mean_vocab + std_vocab * (u - mean(u)) / std(u).
+			// per-dimension statistics: w = mean_vocab + s * std_vocab * (u - mean(u)) / std(u).
 			u := standardize(w)
 			g := z.Graph()
 			mean := Const(g, [][]float32{cfg.VocabMean[k]})
 			std := Const(g, [][]float32{cfg.VocabStd[k]})
+			if s := cfg.StdScale; s != 0 && s != 1 {
+				std = MulScalar(std, s)
+			}
 			w = Add(mean, Mul(std, u))
 		}
 		out[k] = w

@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -85,5 +86,47 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error containing %q", name, err, c.want)
 		}
+	}
+}
+
+// TestRescaleVocab: with rescale vocab every pseudo-word, measured in the vocabulary's units
+// ((w − mean) / std per dimension), has mean 0 and variance 1 across its dimensions, or
+// std_scale² with std_scale.
+func TestRescaleVocab(t *testing.T) {
+	mean := []float32{1, -2, 0.5, 0, 3, -1}
+	std := []float32{0.5, 2, 1, 0.1, 4, 1}
+	for _, scale := range []float64{0, 1, 0.5} {
+		cfg := Config{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "vocab", OutDims: []int{6},
+			VocabMean: [][]float32{mean}, VocabStd: [][]float32{std}, StdScale: scale}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		m := &Mapper{Config: cfg, ctx: trained(t, cfg).Reuse()}
+		codes := [][]float32{Code(1, 4), Code(2, 4), Code(3, 4)}
+		words, err := m.Map(codes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantVar := 1.0
+		if scale != 0 {
+			wantVar = scale * scale
+		}
+		for i, w := range words {
+			var sum, sq float64
+			for d, v := range w[0] {
+				u := float64((v - mean[d]) / std[d])
+				sum += u
+				sq += u * u
+			}
+			n := float64(len(mean))
+			mu := sum / n
+			if v := sq/n - mu*mu; math.Abs(mu) > 1e-4 || math.Abs(v-wantVar) > 1e-3*wantVar+1e-4 {
+				t.Errorf("std_scale %g, code %d: mean %g, variance %g in vocabulary units, want 0 and %g", scale, i, mu, v, wantVar)
+			}
+		}
+	}
+	bad := Config{CodeDim: 1, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{1}, StdScale: -1}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "std_scale") {
+		t.Errorf("negative std_scale: got %v, want an error naming std_scale", err)
 	}
 }
