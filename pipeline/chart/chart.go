@@ -79,6 +79,10 @@ func (p Plot) Draw() *image.RGBA {
 	}
 	pad := (ymax - ymin) * 0.05
 	ymin, ymax = ymin-pad, ymax+pad
+	// Headroom for the legend in the top right, so that no curve runs through it.
+	if legend := 16*len(p.Series) + 6; legend < ph/2 {
+		ymax += (ymax - ymin) * float64(legend) / float64(ph-legend)
+	}
 	px := func(x float64) int { return left + int(float64(pw)*(x-xmin)/(xmax-xmin)) }
 	py := func(y float64) int { return top + ph - int(float64(ph)*(tf(y)-ymin)/(ymax-ymin)) }
 	grid := color.RGBA{225, 225, 225, 255}
