@@ -98,7 +98,7 @@ type MapperRow struct {
 func init() {
 	pipeline.Register(&pipeline.Kind{
 		Name:    "train",
-		Version: "1",
+		Version: "2", // 2: L_back of a same_prompt positive against P1; the log gained d_plain
 		Doc: "Trains the CoCoIns mapping network f contrastively through the frozen generator (paper " +
 			"§3.2-3.3): per triplet it samples codes z1, z2, noises ε1, ε2 and a timestep, builds " +
 			"e*, e+, e− (eq. 5) and x_t*, x_t+, x_t− (eq. 6), and minimises L = λ_con L_con + λ_back " +
