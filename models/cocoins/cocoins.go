@@ -110,9 +110,11 @@ func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch,
 	e2 := g.Embed(ctx, b.IDs2)
 
 	// Eq. 5: e* = ins(e1, w1, i), e+ = ins(e2, w1, j), e− = ins(e1, w2, i).
-	posE, posIns, posEOS := e2, b.Ins2, b.EOS2w
+	// The positive's prompt: its embeddings, insertion plan and EOS index after the insertion
+	// (posEOS) and before it (posEOSPlain, for the plain generator below).
+	posE, posIns, posEOS, posEOSPlain := e2, b.Ins2, b.EOS2w, b.EOS2
 	if o.SamePrompt {
-		posE, posIns, posEOS = e1, b.Ins1, b.EOS1w
+		posE, posIns, posEOS, posEOSPlain = e1, b.Ins1, b.EOS1w, b.EOS1
 	}
 	anchor := insertAll(e1, w1, b.Ins1)
 	positive := insertAll(posE, w1, posIns)
@@ -167,10 +169,6 @@ func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch,
 	// prompts (no gradient needed there): eq. 8 compares backgrounds with them, and their
 	// subject distance D^m(x̂1, x̂2) is the positive distance without a code, the reference
 	// that D(x̂*, x̂+) must fall below for a code to make subjects consistent.
-	posEOSPlain := b.EOS2
-	if o.SamePrompt {
-		posEOSPlain = b.EOS1
-	}
 	refCond := g.Encode(ctx, concatEach(e1, posE), Concatenate([]*Node{b.EOS1, posEOSPlain}, 0))
 	xtRef := Concatenate([]*Node{xtAnchor, xtPos}, 0)
 	sa2 := Concatenate([]*Node{b.SqrtA, b.SqrtA}, 0)
