@@ -25,7 +25,6 @@ import (
 	"github.com/cocoflow/cocoflow/models/engine"
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/mapper"
-	"github.com/cocoflow/cocoflow/models/prompt"
 	"github.com/cocoflow/cocoflow/pipeline"
 	"github.com/cocoflow/cocoflow/pipeline/chart"
 )
@@ -356,9 +355,7 @@ func (b *tripletBatcher) inputs(step int) ([]any, error) {
 	size := len(b.data.rows[0].Latent)
 	x := make([]float32, 0, B*size)
 	mask := make([]float32, 0, B*len(b.data.rows[0].Mask))
-	ids := [2][]int32{make([]int32, 0, B*L), make([]int32, 0, B*L)}
-	var plans [2][]prompt.Plan
-	var eos, eosW [2][]int32
+	caps := [2]*cocoins.Captions{cocoins.NewCaptions(L, b.pad), cocoins.NewCaptions(L, b.pad)}
 	ts := make([]int32, B)
 	sa, sb := make([]float32, B), make([]float32, B)
 	for i := 0; i < B; i++ {
@@ -369,19 +366,9 @@ func (b *tripletBatcher) inputs(step int) ([]any, error) {
 			ids []int32
 			pos int32
 		}{{row.P1IDs, row.I}, {row.P2IDs, row.J}} {
-			padded := make([]int32, L)
-			copy(padded, c.ids)
-			for j := len(c.ids); j < L; j++ {
-				padded[j] = b.pad
-			}
-			ids[k] = append(ids[k], padded...)
-			plan, err := prompt.NewPlan(L, len(c.ids)-1, []int{int(c.pos)}, L)
-			if err != nil {
+			if err := caps[k].Add(c.ids, int(c.pos)); err != nil {
 				return nil, fmt.Errorf("triplet %s: %w", row.ID, err)
 			}
-			plans[k] = append(plans[k], plan)
-			eos[k] = append(eos[k], int32(len(c.ids)-1))
-			eosW[k] = append(eosW[k], int32(plan.EOS))
 		}
 		t := b.p.TMin + r.IntN(b.p.TMax-b.p.TMin+1)
 		ts[i] = int32(t)
@@ -397,14 +384,12 @@ func (b *tripletBatcher) inputs(step int) ([]any, error) {
 	}
 	lat := append([]int{B}, b.data.latent...)
 	ms := append([]int{B}, b.data.maskShape...)
+	ids1, ins1, eos1, eos1w := caps[0].Tensors()
+	ids2, ins2, eos2, eos2w := caps[1].Tensors()
 	return []any{
 		tensors.FromFlatDataAndDimensions(x, lat...),
 		tensors.FromFlatDataAndDimensions(mask, ms...),
-		tensors.FromFlatDataAndDimensions(ids[0], B, L),
-		tensors.FromFlatDataAndDimensions(ids[1], B, L),
-		tensors.FromFlatDataAndDimensions(prompt.OneHot(plans[0], L, 1), B, L, L+1),
-		tensors.FromFlatDataAndDimensions(prompt.OneHot(plans[1], L, 1), B, L, L+1),
-		eos[0], eos[1], eosW[0], eosW[1],
+		ids1, ids2, ins1, ins2, eos1, eos2, eos1w, eos2w,
 		tensors.FromFlatDataAndDimensions(normal(B*b.codeDim), B, b.codeDim),
 		tensors.FromFlatDataAndDimensions(normal(B*b.codeDim), B, b.codeDim),
 		tensors.FromFlatDataAndDimensions(normal(B*size), lat...),

@@ -181,31 +181,21 @@ func lossTerms(t *testing.T, o Options) (pos, neg, plain, back float64) {
 		{"a man is looking at the camera.", "a photo of a man in the park."},
 		{"a girl with red hair.", "a portrait of a girl at the beach."},
 	}
-	var ids [2][]int32
-	var plans [2][]prompt.Plan
-	var eos, eosW [2][]int32
+	caps := [2]*Captions{NewCaptions(L, tok.Pad()), NewCaptions(L, tok.Pad())}
 	for _, pair := range captions {
 		for k, c := range pair {
 			enc := tok.Encode(c)
-			padded := make([]int32, L)
-			for j := range padded {
-				padded[j] = tok.Pad()
-			}
-			copy(padded, enc.IDs)
 			word := "man"
 			if strings.Contains(c, "girl") {
 				word = "girl"
 			}
-			plan, err := prompt.NewPlan(L, len(enc.IDs)-1, []int{text.ConceptIndex(enc, word)}, L)
-			if err != nil {
+			if err := caps[k].Add(enc.IDs, text.ConceptIndex(enc, word)); err != nil {
 				t.Fatal(err)
 			}
-			ids[k] = append(ids[k], padded...)
-			plans[k] = append(plans[k], plan)
-			eos[k] = append(eos[k], int32(len(enc.IDs)-1))
-			eosW[k] = append(eosW[k], int32(plan.EOS))
 		}
 	}
+	ids1, ins1, eos1, eos1w := caps[0].Tensors()
+	ids2, ins2, eos2, eos2w := caps[1].Tensors()
 	const B = 2
 	lat := append([]int{B}, info.LatentShape...)
 	size := 1
@@ -220,10 +210,7 @@ func lossTerms(t *testing.T, o Options) (pos, neg, plain, back float64) {
 	inputs := []any{
 		tensors.FromFlatDataAndDimensions(normal(1, B*size), lat...),
 		tensors.FromFlatDataAndDimensions(mask, B, info.LatentShape[0], info.LatentShape[1], 1),
-		tensors.FromFlatDataAndDimensions(ids[0], B, L), tensors.FromFlatDataAndDimensions(ids[1], B, L),
-		tensors.FromFlatDataAndDimensions(prompt.OneHot(plans[0], L, 1), B, L, L+1),
-		tensors.FromFlatDataAndDimensions(prompt.OneHot(plans[1], L, 1), B, L, L+1),
-		eos[0], eos[1], eosW[0], eosW[1],
+		ids1, ids2, ins1, ins2, eos1, eos2, eos1w, eos2w,
 		tensors.FromFlatDataAndDimensions(normal(2, B*4), B, 4), tensors.FromFlatDataAndDimensions(normal(3, B*4), B, 4),
 		tensors.FromFlatDataAndDimensions(normal(4, B*size), lat...), tensors.FromFlatDataAndDimensions(normal(5, B*size), lat...),
 		[]int32{300, 700}, []float32{0.8, 0.4}, []float32{0.6, 0.9165}, float32(0.002),
