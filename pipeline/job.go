@@ -326,13 +326,28 @@ func footerRows(path string) (int64, error) {
 	return pf.NumRows(), nil
 }
 
-// fingerprintOf hashes what determines a stage's output apart from its inputs.
-func fingerprintOf(k *Kind, params any, seed uint64) (string, error) {
+// fingerprintOf hashes what determines a stage's output apart from its inputs: the kind and
+// its version, the parameters, the seed and the digests of the model weights it loads (which
+// it also returns, nil when the kind loads none).
+func fingerprintOf(k *Kind, params any, seed uint64) (string, map[string]string, error) {
 	vals, err := json.Marshal(Values(k.Params.Resolved(params, true)))
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	var models map[string]string
+	if k.Models != nil {
+		if models, err = k.Models(params); err != nil {
+			return "", nil, fmt.Errorf("model weights: %w", err)
+		}
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s\n%d\n", k.Name, k.Version, vals, seed)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if len(models) > 0 {
+		m, err := json.Marshal(models) // sorted keys
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(h, "%s\n", m)
+	}
+	return hex.EncodeToString(h.Sum(nil)), models, nil
 }

@@ -32,6 +32,11 @@ type Kind struct {
 	// Sharded kinds produce output shard i from input shard i alone (or, without inputs, from
 	// the seed and i alone), so they can run a slice of shards with --shard-index/--shard-count.
 	Sharded bool
+	// Models returns the digests of the model weights the stage would load for params, by
+	// role ("generator", "face", ...); optional. They are part of every output fingerprint, so
+	// outputs made with other weights (say, after new built-in defaults) are recomputed, and
+	// the run manifest records them.
+	Models func(params any) (map[string]string, error)
 	// Check validates parameter combinations beyond types and bounds (optional); it runs at
 	// config load, so `cocoflow validate` reports it with the stage's line.
 	Check func(params any) error

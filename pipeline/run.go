@@ -75,6 +75,7 @@ type StageRecord struct {
 	Status      string                   `json:"status"`
 	Seconds     float64                  `json:"seconds"`
 	Fingerprint string                   `json:"fingerprint,omitempty"`
+	Models      map[string]string        `json:"models,omitempty"` // weight digests by role (Kind.Models)
 	Inputs      map[string]Input         `json:"inputs,omitempty"`
 	Outputs     map[string]OutputSummary `json:"outputs,omitempty"`
 	Records     map[string]any           `json:"records,omitempty"`
@@ -265,11 +266,11 @@ func (r *runner) inputDir(ref string) (string, error) {
 
 func (r *runner) runStage(ctx context.Context, sc *StageConfig, rec *StageRecord) error {
 	log := r.log.With("stage", sc.ID)
-	fp, err := fingerprintOf(sc.Kind, sc.Params, r.cfg.Seed)
+	fp, models, err := fingerprintOf(sc.Kind, sc.Params, r.cfg.Seed)
 	if err != nil {
 		return err
 	}
-	rec.Fingerprint = fp
+	rec.Fingerprint, rec.Models = fp, models
 	sliced := r.opt.Slice.Sliced()
 	if sliced && !sc.Kind.Sharded {
 		rec.Status = StatusDeferred

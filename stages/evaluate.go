@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,9 @@ func init() {
 			{Name: "images", Doc: "every evaluated image", Schema: EvalImageRow{}},
 			{Name: "scores", Doc: "per-image embeddings and CLIP-T", Schema: EvalScoreRow{}},
 			{Name: "metrics", Doc: "one row per method and metric", Schema: MetricRow{}},
+		},
+		Models: func(params any) (map[string]string, error) {
+			return params.(*evaluateParams).models()
 		},
 		Check: func(params any) error {
 			p := params.(*evaluateParams)
@@ -347,6 +351,27 @@ func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[strin
 		}
 	}
 	return items, nil
+}
+
+// models are the digests of the weights the stage loads: the generator unless only the
+// dataset row is evaluated, and the two metric models always.
+func (p *evaluateParams) models() (map[string]string, error) {
+	m := map[string]string{}
+	if slices.ContainsFunc(p.Methods, func(s string) bool { return s != "dataset" }) {
+		g, err := family.Models(p.Family, p.ModelDir)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(m, g)
+	}
+	var err error
+	if m["face"], err = tinyface.WeightsDigest(p.FaceModel); err != nil {
+		return nil, fmt.Errorf("identity encoder: %w", err)
+	}
+	if m["clip"], err = tinyclip.WeightsDigest(p.CLIPModel); err != nil {
+		return nil, fmt.Errorf("CLIP: %w", err)
+	}
+	return m, nil
 }
 
 // scorer holds the metric models: the identity encoder (ArcFace's role) and CLIP.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
+	"github.com/cocoflow/cocoflow/models/tiny"
 	"github.com/cocoflow/cocoflow/models/tinyclip"
 	"github.com/cocoflow/cocoflow/models/tinyface"
 )
@@ -176,5 +177,32 @@ func TestEvaluateNeedsItsInputs(t *testing.T) {
 `)
 	if err == nil || !strings.Contains(err.Error(), `identities of class "man"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestEvaluateFingerprintsItsWeights: the evaluate stage's fingerprint names the committed
+// identity encoder and CLIP always, and the generator only when it generates.
+func TestEvaluateFingerprintsItsWeights(t *testing.T) {
+	want := map[string]func(string) (string, error){"generator": tiny.WeightsDigest, "face": tinyface.WeightsDigest, "clip": tinyclip.WeightsDigest}
+	for _, methods := range [][]string{{"dataset"}, {"dataset", "no_code"}} {
+		m, err := (&evaluateParams{Methods: methods, Family: "tiny"}).models()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for role, digest := range want {
+			d, err := digest("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if role == "generator" && len(methods) == 1 {
+				d = ""
+			}
+			if m[role] != d {
+				t.Errorf("methods %v: %s digest %q, want %q", methods, role, m[role], d)
+			}
+		}
+	}
+	if _, err := (&evaluateParams{Methods: []string{"dataset"}, Family: "tiny", CLIPModel: t.TempDir()}).models(); err == nil || !strings.Contains(err.Error(), "CLIP") {
+		t.Errorf("empty CLIP folder: err %v", err)
 	}
 }

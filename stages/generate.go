@@ -68,6 +68,10 @@ func init() {
 		Inputs:  []pipeline.Port{{Name: "mapper", Doc: "train.mapper (needed when codes are given)", Optional: true}},
 		Outputs: []pipeline.Port{{Name: "images", Doc: "one row per image", Schema: GeneratedRow{}}},
 		Sharded: true,
+		Models: func(params any) (map[string]string, error) {
+			p := params.(*generateParams)
+			return family.Models(p.Family, p.ModelDir)
+		},
 		Check: func(params any) error {
 			p := params.(*generateParams)
 			if len(p.Prompts) == 0 && p.PromptFile == "" && p.PromptSet == "" {

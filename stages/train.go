@@ -107,6 +107,10 @@ func init() {
 		Params:  pipeline.ParamsOf[trainParams](),
 		Inputs:  []pipeline.Port{{Name: "triplets", Doc: "triplets output (split=train rows are used)"}},
 		Outputs: []pipeline.Port{{Name: "mapper", Doc: "the trained mapping network (one row)", Schema: MapperRow{}}, {Name: "log", Doc: "one row per step", Schema: TrainLogRow{}}},
+		Models: func(params any) (map[string]string, error) {
+			p := params.(*trainParams)
+			return family.Models(p.Family, p.ModelDir)
+		},
 		Check: func(params any) error {
 			p := params.(*trainParams)
 			if p.TMin > p.TMax {

@@ -92,6 +92,10 @@ type Spec struct {
 	Tokenizer   func(dir string) (text.Tokenizer, error)
 	Autoencoder func(dir string) (Autoencoder, error)
 	Generator   func(dir string) (Generator, error)
+	// Digest returns the digest of the generator weights in dir ("" for the built-in
+	// default), which stage fingerprints include (optional: without it a folder is known by
+	// its path alone, as paper-scale folders of several GB are too large to hash every run).
+	Digest func(dir string) (string, error)
 }
 
 var (
@@ -134,4 +138,21 @@ func namesLocked() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Models is the weight digest of the named family's generator in dir, as a stage kind's
+// Models map ({"generator": digest}), or nil when the family has no Digest.
+func Models(name, dir string) (map[string]string, error) {
+	s, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if s.Digest == nil {
+		return nil, nil
+	}
+	d, err := s.Digest(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s generator: %w", name, err)
+	}
+	return map[string]string{"generator": d}, nil
 }

@@ -18,5 +18,6 @@ func init() {
 		},
 		Autoencoder: func(dir string) (family.Autoencoder, error) { return DefaultLatent, nil },
 		Generator:   loadFamilyGenerator, // generator.go: dir "" loads the embedded default weights
+		Digest:      WeightsDigest,
 	})
 }

@@ -1,0 +1,8 @@
+package tinyface
+
+import "github.com/cocoflow/cocoflow/models/engine"
+
+// WeightsDigest is the digest of the identity encoder saved in dir ("" for the embedded default).
+func WeightsDigest(dir string) (string, error) {
+	return engine.ModelDigest(dir, defaultWeights, ConfigFile)
+}
