@@ -31,7 +31,7 @@ type ingestParams struct {
 func init() {
 	pipeline.Register(&pipeline.Kind{
 		Name:    "ingest",
-		Version: "1",
+		Version: "2", // 2: synthfaces draws class-typed hair and smaller, lower children
 		Doc: "Reads a dataset into image shards: the procedural synthfaces/synthpets worlds (rendered " +
 			"from the run seed, with identities, attributes, scenes and exact masks) or real CelebA / " +
 			"AFHQ folders as distributed. Images are stored as PNG bytes (real JPEGs stay JPEG when not resized).",

@@ -87,7 +87,7 @@ func TestStagesListsEveryKindWithParameters(t *testing.T) {
 	if code != 0 {
 		t.Fatal("stages failed")
 	}
-	for _, want := range []string{"ingest (v1, shard-parallel)", "caption", "mask", "encode", "triplets", "images_per_identity", "default synthfaces"} {
+	for _, want := range []string{"ingest (v2, shard-parallel)", "caption", "mask", "encode", "triplets", "images_per_identity", "default synthfaces"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("stages output lacks %q", want)
 		}

@@ -30,7 +30,7 @@ func drawHuman(c *canvas, id *Identity, v *variation) {
 	hd := head{w: W, h: 1, sq: p.sq, taper: p.taper}
 	style := p.hairStyle
 	if v.hat != "none" && style == "bun" {
-		style = "short" // the bun is under the hat
+		style = "bob" // the bun is let down under the hat
 	}
 
 	// Body: shoulders in the shirt colour, neck and neckline.

@@ -101,6 +101,14 @@ func newIdentity(r *rand.Rand, index int, class string) Identity {
 	return id
 }
 
+// Children are drawn smaller and lower in the frame than adults (the head at
+// about three quarters of an adult's, with more background above it): the cue
+// that tells a "boy" from a "man" at 32 px, besides rounder faces and larger eyes.
+const (
+	childHeadScale = 0.74
+	childDrop      = 0.1 // added to the head centre's y, in image heights
+)
+
 func drawHumanIdentity(r *rand.Rand, id *Identity) {
 	p := &id.p
 	a := id.Attributes
@@ -126,12 +134,14 @@ func drawHumanIdentity(r *rand.Rand, id *Identity) {
 		hairW[4] = 0
 	}
 	hair := pick(r, hairColors, hairW)
-	// bald short spiky curly bob long bun
+	// bald short spiky curly bob long bun. Men and boys wear their hair short,
+	// women and girls long, so that at 32 px the class word names something
+	// the image shows (the hair is the largest feature after the background).
 	styleW := map[string][]float32{
-		"man":    {12, 30, 12, 14, 3, 8, 3},
-		"woman":  {0, 8, 3, 14, 18, 30, 14},
-		"boy":    {0, 35, 18, 20, 5, 5, 0},
-		"girl":   {0, 5, 2, 15, 20, 30, 18},
+		"man":    {14, 40, 18, 20, 0, 0, 0},
+		"woman":  {0, 0, 0, 0, 30, 48, 22},
+		"boy":    {0, 60, 40, 0, 0, 0, 0},
+		"girl":   {0, 0, 0, 0, 30, 45, 25},
 		"person": {5, 16, 8, 16, 12, 16, 8},
 	}[class]
 	style := pickWord(r, "hair_style", styleW)
@@ -203,7 +213,7 @@ func drawHumanIdentity(r *rand.Rand, id *Identity) {
 		p.eyeY += 0.12
 		p.mouthY -= 0.02
 		p.mouthW *= 0.85
-		p.headScale *= 0.86
+		p.headScale *= childHeadScale
 	}
 
 	a["skin"], a["hair_color"], a["hair_style"], a["eye_color"] = skin.name, hair.name, style, eye.name

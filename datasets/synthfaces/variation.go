@@ -44,7 +44,7 @@ func drawVariation(r *rand.Rand, id *Identity) variation {
 	v.cx = 0.5 + uniform(r, -0.06, 0.06)
 	v.cy = 0.44 + uniform(r, -0.03, 0.03)
 	if p.child {
-		v.cy += 0.05
+		v.cy += childDrop
 	}
 	if pet {
 		v.cy += 0.03

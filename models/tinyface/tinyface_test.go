@@ -339,7 +339,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 func TestTrainLossFalls(t *testing.T) {
 	d := world(t, 4, 4)
 	o := tinyOptions()
-	o.Steps, o.BatchSize, o.LearningRate, o.Augment = 40, 16, 3e-3, Augment{}
+	o.Steps, o.BatchSize, o.LearningRate, o.Augment = 60, 16, 3e-3, Augment{}
 	o.WarmupSteps, o.MarginWarmup = 5, 20
 	var losses []float64
 	var acc float64
