@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -191,23 +192,24 @@ func LoadBytes(data, raw []byte, path, ckpt string) (*Generator, error) {
 // LoadDefault loads the committed default generator embedded from models/tiny/weights/. It
 // returns ErrNoDefaultWeights when the build has none.
 func LoadDefault() (*Generator, error) {
-	cfgData, err := defaultWeights.ReadFile("weights/" + ConfigFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoDefaultWeights
-	} else if err != nil {
-		return nil, fmt.Errorf("tiny: embedded weights: %w", err)
+	g, err := engine.LoadEmbedded(defaultWeights, ConfigFile, ErrNoDefaultWeights, loadFS)
+	if err != nil && !errors.Is(err, ErrNoDefaultWeights) {
+		return nil, fmt.Errorf("tiny: %w", err)
 	}
-	ckpt, err := defaultWeights.ReadFile("weights/" + engine.CheckpointFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w (weights/%s is there, weights/%s is not)", ErrNoDefaultWeights, ConfigFile, engine.CheckpointFile)
-	} else if err != nil {
-		return nil, fmt.Errorf("tiny: embedded weights: %w", err)
-	}
-	g, err := LoadBytes(cfgData, ckpt, "weights/"+ConfigFile, "weights/"+engine.CheckpointFile)
+	return g, err
+}
+
+// loadFS is LoadBytes for a generator saved in the root of fsys; where names fsys in errors.
+func loadFS(fsys fs.FS, where string) (*Generator, error) {
+	data, err := fs.ReadFile(fsys, ConfigFile)
 	if err != nil {
-		return nil, fmt.Errorf("tiny: embedded default weights: %w", err)
+		return nil, err
 	}
-	return g, nil
+	raw, err := fs.ReadFile(fsys, engine.CheckpointFile)
+	if err != nil {
+		return nil, err
+	}
+	return LoadBytes(data, raw, path.Join(where, ConfigFile), path.Join(where, engine.CheckpointFile))
 }
 
 // loadFamilyGenerator is the family Spec's loader: dir "" means the embedded default.

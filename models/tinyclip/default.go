@@ -4,8 +4,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
+	"github.com/cocoflow/cocoflow/models/engine"
 	"github.com/cocoflow/cocoflow/models/tinyface"
 )
 
@@ -23,13 +23,9 @@ var defaultWeights embed.FS
 // returns ErrNoDefaultWeights (possibly wrapped, naming the missing file) when the build has
 // none, or an error naming what is wrong with the embedded files.
 func LoadDefault() (*Model, error) {
-	sub, err := fs.Sub(defaultWeights, "weights")
-	if err != nil {
-		return nil, fmt.Errorf("tinyclip: embedded weights: %w", err)
-	}
-	m, err := tinyface.LoadFS(sub, ErrNoDefaultWeights, LoadFrom)
+	m, err := engine.LoadEmbedded(defaultWeights, tinyface.ConfigFile, ErrNoDefaultWeights, LoadFrom)
 	if err != nil && !errors.Is(err, ErrNoDefaultWeights) {
-		return nil, fmt.Errorf("tinyclip: embedded default weights: %w", err)
+		return nil, fmt.Errorf("tinyclip: %w", err)
 	}
 	return m, err
 }

@@ -15,15 +15,15 @@ import (
 	"github.com/cocoflow/cocoflow/models/tinyface"
 )
 
-func TestLoadFSOfATinyCLIP(t *testing.T) {
+func TestLoadEmbeddedTinyCLIP(t *testing.T) {
 	d, _ := world(t, 3, 3)
 	m := mustTrain(t, d, tinyOptions(t))
 	dir := t.TempDir()
 	if err := m.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	fsys := fstest.MapFS{"README.md": {Data: []byte("# weights\n")}}
-	if _, err := tinyface.LoadFS(fsys, ErrNoDefaultWeights, LoadFrom); !errors.Is(err, ErrNoDefaultWeights) {
+	fsys := fstest.MapFS{"weights/README.md": {Data: []byte("# weights\n")}}
+	if _, err := engine.LoadEmbedded(fsys, tinyface.ConfigFile, ErrNoDefaultWeights, LoadFrom); !errors.Is(err, ErrNoDefaultWeights) {
 		t.Fatalf("README only: got %v, want ErrNoDefaultWeights", err)
 	}
 	for _, name := range []string{tinyface.ConfigFile, engine.CheckpointFile} {
@@ -31,9 +31,9 @@ func TestLoadFSOfATinyCLIP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fsys[name] = &fstest.MapFile{Data: b}
+		fsys["weights/"+name] = &fstest.MapFile{Data: b}
 	}
-	got, err := tinyface.LoadFS(fsys, ErrNoDefaultWeights, LoadFrom)
+	got, err := engine.LoadEmbedded(fsys, tinyface.ConfigFile, ErrNoDefaultWeights, LoadFrom)
 	if err != nil {
 		t.Fatal(err)
 	}

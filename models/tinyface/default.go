@@ -4,7 +4,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/cocoflow/cocoflow/models/engine"
 )
@@ -24,34 +23,9 @@ var defaultWeights embed.FS
 // models/tinyface/weights/. It returns ErrNoDefaultWeights (possibly wrapped, naming the missing
 // file) when the build has none, or an error naming what is wrong with the embedded files.
 func LoadDefault() (*Model, error) {
-	sub, err := fs.Sub(defaultWeights, "weights")
-	if err != nil {
-		return nil, fmt.Errorf("tinyface: embedded weights: %w", err)
-	}
-	m, err := LoadFS(sub, ErrNoDefaultWeights, LoadFrom)
+	m, err := engine.LoadEmbedded(defaultWeights, ConfigFile, ErrNoDefaultWeights, LoadFrom)
 	if err != nil && !errors.Is(err, ErrNoDefaultWeights) {
-		return nil, fmt.Errorf("tinyface: embedded default weights: %w", err)
+		return nil, fmt.Errorf("tinyface: %w", err)
 	}
 	return m, err
-}
-
-// LoadFS loads a model saved in the root of fsys (ConfigFile and engine.CheckpointFile, as Save
-// writes them, for example an embedded weights folder) with load. It returns missing when fsys
-// has no ConfigFile, missing wrapped with the file's name when it has ConfigFile but no
-// checkpoint, and load's error otherwise.
-func LoadFS[M any](fsys fs.FS, missing error, load func(fsys fs.FS, where string) (M, error)) (M, error) {
-	var zero M
-	files := []string{ConfigFile, engine.CheckpointFile}
-	for i, name := range files {
-		_, err := fs.Stat(fsys, name)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && i == 0:
-			return zero, missing
-		case errors.Is(err, fs.ErrNotExist):
-			return zero, fmt.Errorf("%w (%s is there, %s is not)", missing, files[0], name)
-		case err != nil:
-			return zero, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return load(fsys, "weights")
 }

@@ -34,7 +34,7 @@ func savedFiles(t *testing.T) (*Model, Data, map[string][]byte) {
 	return m, d, files
 }
 
-func TestLoadFS(t *testing.T) {
+func TestLoadEmbedded(t *testing.T) {
 	m, d, files := savedFiles(t)
 	readme := &fstest.MapFile{Data: []byte("# weights\n")}
 	tests := []struct {
@@ -50,7 +50,11 @@ func TestLoadFS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := LoadFS(tc.fsys, ErrNoDefaultWeights, LoadFrom)
+			weights := fstest.MapFS{} // as //go:embed weights holds the folder
+			for name, f := range tc.fsys {
+				weights["weights/"+name] = f
+			}
+			got, err := engine.LoadEmbedded(weights, ConfigFile, ErrNoDefaultWeights, LoadFrom)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
