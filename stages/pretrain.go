@@ -44,15 +44,16 @@ type pretrainParams struct {
 	Models    []string `param:"models" default:"generator,face,clip" enum:"generator,face,clip" min:"1" doc:"models to train, in this order: generator (models/tiny), face (models/tinyface), clip (models/tinyclip)"`
 	EvalSplit string   `param:"eval_split" default:"test" doc:"image split held out from training and evaluated on (\"\": train on every image, evaluate nothing)"`
 
-	GeneratorConfig      string   `param:"generator_config" doc:"JSON object overriding fields of tiny.DefaultConfig, e.g. {\"width\": 64} (\"\": the default architecture)"`
-	GeneratorSteps       int      `param:"generator_steps" default:"2000" min:"1" doc:"generator: optimizer steps"`
-	GeneratorBatch       int      `param:"generator_batch" default:"32" min:"1" doc:"generator: latents per step"`
-	GeneratorLR          float64  `param:"generator_lr" default:"0.002" min:"0" doc:"generator: peak learning rate (AdamW, warm-up then cosine decay)"`
-	GeneratorWarmup      int      `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
-	GeneratorSNRFloor    float64  `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
-	GeneratorInit        string   `param:"generator_init" doc:"generator: folder of a saved generator (a pretrain run's generator/final, or models/tiny/weights) to fine-tune: the weights under generator_init_scopes start from it (\"\": random initialisation)"`
-	GeneratorInitScopes  []string `param:"generator_init_scopes" default:"dit" enum:"text,dit" doc:"generator: which parts start from generator_init: text (the text encoder), dit (the denoiser)"`
-	GeneratorEvalSamples int      `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
+	GeneratorConfig        string   `param:"generator_config" doc:"JSON object overriding fields of tiny.DefaultConfig, e.g. {\"width\": 64} (\"\": the default architecture)"`
+	GeneratorSteps         int      `param:"generator_steps" default:"2000" min:"1" doc:"generator: optimizer steps"`
+	GeneratorBatch         int      `param:"generator_batch" default:"32" min:"1" doc:"generator: latents per step"`
+	GeneratorLR            float64  `param:"generator_lr" default:"0.002" min:"0" doc:"generator: peak learning rate (AdamW, warm-up then cosine decay)"`
+	GeneratorWarmup        int      `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
+	GeneratorSNRFloor      float64  `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
+	GeneratorSubjectWeight float64  `param:"generator_subject_weight" default:"1" min:"0" doc:"generator: ε-MSE weight of latent cells on the subject (encode's latent-resolution mask) relative to the background, scaled to mean 1 per latent (1: uniform; tiny.PretrainOptions.SubjectWeight)"`
+	GeneratorInit          string   `param:"generator_init" doc:"generator: folder of a saved generator (a pretrain run's generator/final, or models/tiny/weights) to fine-tune: the weights under generator_init_scopes start from it (\"\": random initialisation)"`
+	GeneratorInitScopes    []string `param:"generator_init_scopes" default:"dit" enum:"text,dit" doc:"generator: which parts start from generator_init: text (the text encoder), dit (the denoiser)"`
+	GeneratorEvalSamples   int      `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
 
 	FaceConfig string  `param:"face_config" doc:"JSON object overriding fields of tinyface.DefaultConfig, e.g. {\"dim\": 32}"`
 	FaceSteps  int     `param:"face_steps" default:"1500" min:"1" doc:"face: optimizer steps"`
@@ -87,10 +88,17 @@ func (p *pretrainParams) generatorConfig() (tiny.Config, error) {
 	return cfg, nil
 }
 
+// subjectWeighted reports whether the generator's loss weighs the subject apart (0 and 1 are
+// both uniform).
+func (p *pretrainParams) subjectWeighted() bool {
+	return p.GeneratorSubjectWeight != 0 && p.GeneratorSubjectWeight != 1
+}
+
 // generatorOptions returns the generator's pretraining options (without the checkpoint folder).
 func (p *pretrainParams) generatorOptions(seed uint64) tiny.PretrainOptions {
 	return tiny.PretrainOptions{Steps: p.GeneratorSteps, BatchSize: p.GeneratorBatch, LearningRate: p.GeneratorLR,
-		WarmupSteps: p.GeneratorWarmup, SNRFloor: p.GeneratorSNRFloor, Seed: seed, CheckpointEvery: p.CheckpointEvery}
+		WarmupSteps: p.GeneratorWarmup, SNRFloor: p.GeneratorSNRFloor, SubjectWeight: p.GeneratorSubjectWeight, Seed: seed,
+		CheckpointEvery: p.CheckpointEvery}
 }
 
 // faceOptions returns tinyface.DefaultOptions with this stage's architecture, steps, batch,
@@ -563,6 +571,14 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 		case in.held(p, r.ID):
 			held = append(held, heldLatent{latent: r.Latent, caption: caps[0]})
 		default:
+			if p.subjectWeighted() {
+				h, w := cfg.LatentShape[0], cfg.LatentShape[1]
+				if len(r.MaskShape) != 2 || int(r.MaskShape[0]) != h || int(r.MaskShape[1]) != w || len(r.Mask) != h*w {
+					return fmt.Errorf("%s: mask of shape %v with %d values, generator_subject_weight wants one value per latent cell (%d x %d)",
+						where, r.MaskShape, len(r.Mask), h, w)
+				}
+				data.Masks = append(data.Masks, r.Mask)
+			}
 			data.Latents = append(data.Latents, r.Latent)
 			data.Captions = append(data.Captions, caps)
 		}
@@ -612,6 +628,9 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 	opt := p.generatorOptions(job.Seed)
 	settings := map[string]any{"config": cfg, "steps": opt.Steps, "batch": opt.BatchSize, "lr": opt.LearningRate, "warmup": opt.WarmupSteps,
 		"snr_floor": opt.SNRFloor}
+	if p.subjectWeighted() { // absent when uniform, so that earlier runs keep their fingerprints
+		settings["subject_weight"] = opt.SubjectWeight
+	}
 	if p.GeneratorInit != "" {
 		var sum [sha256.Size]byte
 		if opt.InitFrom, sum, err = tiny.LoadSum(p.GeneratorInit); err != nil {

@@ -435,7 +435,7 @@ func jsonEqual(t *testing.T, a, b any) bool {
 func toF32(x float64) float32 { return float32(x) }
 
 // TestPretrainGeneratorRetrainsOnChangeAndFineTunes: a generator is retrained when a setting
-// that shapes it changes (the SNR floor, a fine-tuning start), reused otherwise, and
+// that shapes it changes (the subject weight, the SNR floor, a fine-tuning start), reused otherwise, and
 // generator_init starts it from a saved generator.
 func TestPretrainGeneratorRetrainsOnChangeAndFineTunes(t *testing.T) {
 	prep := pretrainPrep(t)
@@ -458,8 +458,10 @@ func TestPretrainGeneratorRetrainsOnChangeAndFineTunes(t *testing.T) {
 	}
 	steps := []int{3}
 	for _, extra := range []string{
-		"      generator_snr_floor: 0\n", // another loss weighting: retrain
-		"      generator_snr_floor: 0\n", // the same again: reuse
+		"      generator_subject_weight: 1\n", // uniform, as before: reuse
+		"      generator_subject_weight: 3\n", // the subject weighed apart (encode's masks): retrain
+		"      generator_snr_floor: 0\n",      // another loss weighting: retrain
+		"      generator_snr_floor: 0\n",      // the same again: reuse
 		fmt.Sprintf("      generator_init: %q\n      generator_init_scopes: [text, dit]\n", saved), // fine-tune
 	} {
 		if err := run(extra); err != nil {
@@ -467,8 +469,8 @@ func TestPretrainGeneratorRetrainsOnChangeAndFineTunes(t *testing.T) {
 		}
 		steps = append(steps, counts["generator"])
 	}
-	if !slices.Equal(steps, []int{3, 6, 6, 9}) {
-		t.Fatalf("generator steps after each run: %v, want [3 6 6 9] (retrain, reuse, fine-tune)", steps)
+	if !slices.Equal(steps, []int{3, 3, 6, 9, 9, 12}) {
+		t.Fatalf("generator steps after each run: %v, want [3 3 6 9 9 12] (reuse, retrain, retrain, reuse, fine-tune)", steps)
 	}
 	tuned := weights()
 	same := 0

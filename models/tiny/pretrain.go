@@ -25,6 +25,9 @@ type Data struct {
 	// Captions holds, for each latent, the token ids of its captions (BOS … EOS, unpadded);
 	// every latent needs at least one. One is picked at random per step.
 	Captions [][][]int32
+	// Masks, when PretrainOptions.SubjectWeight is set, holds for each latent its subject mask
+	// at latent resolution (H*W values in [0, 1], 1 on the subject; the encode stage's mask).
+	Masks [][]float32
 }
 
 // PretrainOptions configure Pretrain. Zero fields take the defaults given.
@@ -42,6 +45,11 @@ type PretrainOptions struct {
 	MinSNRGamma     float64 // Min-SNR-γ loss weight min(SNR_t, γ)/SNR_t (Hang et al. 2023) (5; < 0: plain MSE)
 	SNRFloor        float64 // lower bound of the x̂₀ weight, min(max(SNR_t, floor), γ)/SNR_t (0: none; see lossWeight)
 	Seed            uint64  // seed of the batches: step k draws from (Seed, k)
+	// SubjectWeight is the ε-MSE weight of latent positions on the subject (Data.Masks) relative
+	// to the background, each sample's weights scaled to mean 1 (1, or 0 for 1: uniform). Above 1 it
+	// spends more of the loss on the subject, where the class word shows (hair, size), and
+	// less on the scene, which explains most of a latent's variance.
+	SubjectWeight float64
 
 	CheckpointDir   string // where checkpoints go ("" for none); a run resumes from it
 	CheckpointEvery int    // steps between checkpoints (200)
@@ -77,6 +85,7 @@ func (o PretrainOptions) withDefaults() PretrainOptions {
 	def(&o.CaptionDropout, 0.1)
 	def(&o.EMADecay, 0.999)
 	def(&o.MinSNRGamma, 5)
+	def(&o.SubjectWeight, 1)
 	if o.CheckpointEvery == 0 {
 		o.CheckpointEvery = 200
 	}
@@ -116,9 +125,9 @@ func (o PretrainOptions) emaDecayAt(k int) float64 {
 // written and runCtx's error returned.
 func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions, report engine.ReportFunc) (*Generator, error) {
 	opt = opt.withDefaults()
-	if opt.Steps < 1 || opt.BatchSize < 1 || opt.WarmupSteps < 0 || opt.CaptionDropout >= 1 || opt.EMADecay >= 1 {
-		return nil, fmt.Errorf("tiny pretrain: options out of range: steps %d, batch size %d, warm-up %d, caption dropout %g, EMA decay %g",
-			opt.Steps, opt.BatchSize, opt.WarmupSteps, opt.CaptionDropout, opt.EMADecay)
+	if opt.Steps < 1 || opt.BatchSize < 1 || opt.WarmupSteps < 0 || opt.CaptionDropout >= 1 || opt.EMADecay >= 1 || opt.SubjectWeight < 0 {
+		return nil, fmt.Errorf("tiny pretrain: options out of range: steps %d, batch size %d, warm-up %d, caption dropout %g, EMA decay %g, subject weight %g",
+			opt.Steps, opt.BatchSize, opt.WarmupSteps, opt.CaptionDropout, opt.EMADecay, opt.SubjectWeight)
 	}
 	g, err := New(cfg)
 	if err != nil {
@@ -126,6 +135,9 @@ func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions
 	}
 	counts, err := checkData(cfg, g.tok, data)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMasks(cfg, data, opt.weighsSubject()); err != nil {
 		return nil, err
 	}
 	countVar := g.ctx.GetVariableByScopeAndName(textScope, tokenCountsName)
@@ -217,6 +229,49 @@ func checkData(cfg Config, tok *text.WordTokenizer, data Data) ([]float32, error
 	return counts, nil
 }
 
+// weighsSubject reports whether the loss weighs subject positions apart from the background.
+func (o PretrainOptions) weighsSubject() bool { return o.withDefaults().SubjectWeight != 1 }
+
+// checkMasks validates data.Masks when the loss needs them (need).
+func checkMasks(cfg Config, data Data, need bool) error {
+	if !need {
+		return nil
+	}
+	if len(data.Masks) != len(data.Latents) {
+		return fmt.Errorf("tiny pretrain: subject weight set, but %d masks for %d latents: want one mask per latent", len(data.Masks), len(data.Latents))
+	}
+	hw := cfg.LatentShape[0] * cfg.LatentShape[1]
+	for i, m := range data.Masks {
+		if len(m) != hw {
+			return fmt.Errorf("tiny pretrain: mask %d has %d values, want %d (%d x %d, the latent's spatial shape)", i, len(m), hw, cfg.LatentShape[0], cfg.LatentShape[1])
+		}
+		for _, v := range m {
+			if !(v >= 0 && v <= 1) {
+				return fmt.Errorf("tiny pretrain: mask %d has value %g outside [0, 1]", i, v)
+			}
+		}
+	}
+	return nil
+}
+
+// positionWeights are the loss weights of a latent's H*W positions for mask: 1 off the subject,
+// w on it, scaled to mean 1.
+func positionWeights(mask []float32, w float64, out []float32) {
+	sum := 0.0
+	for j, m := range mask {
+		v := 1 + (w-1)*float64(m)
+		out[j] = float32(v)
+		sum += v
+	}
+	if sum <= 0 { // w = 0 and the whole latent is subject: no position is weighed
+		return
+	}
+	scale := float32(float64(len(mask)) / sum)
+	for j := range mask {
+		out[j] *= scale
+	}
+}
+
 // trainer holds what a training step needs.
 type trainer struct {
 	m     model
@@ -234,6 +289,14 @@ func (tr trainer) batch(k int) ([]any, error) {
 	B, L, n := tr.opt.BatchSize, tr.m.cfg.MaxLength, tr.m.cfg.LatentSize()
 	xt, eps := make([]float32, B*n), make([]float32, B*n)
 	ts, eos, ids, wts := make([]int32, B), make([]int32, B), make([]int32, B*L), make([]float32, B)
+	s := tr.m.cfg.LatentShape
+	hw := s[0] * s[1]
+	pos := make([]float32, B*hw) // per-position loss weights
+	if !tr.opt.weighsSubject() {
+		for j := range pos {
+			pos[j] = 1
+		}
+	}
 	empty := []int32{tr.tok.BOS(), tr.tok.EOS()}
 	for b := range B {
 		i := r.IntN(len(tr.data.Latents))
@@ -250,6 +313,9 @@ func (tr trainer) batch(k int) ([]any, error) {
 		abar := tr.sched.AlphaBar(t)
 		wts[b] = float32(tr.opt.lossWeight(abar))
 		sa, sb := math.Sqrt(abar), math.Sqrt(1-abar)
+		if tr.opt.weighsSubject() {
+			positionWeights(tr.data.Masks[i], tr.opt.SubjectWeight, pos[b*hw:(b+1)*hw])
+		}
 		x0 := tr.data.Latents[i]
 		for j := range n {
 			z := r.NormFloat64()
@@ -257,7 +323,6 @@ func (tr trainer) batch(k int) ([]any, error) {
 			xt[b*n+j] = float32(sa*float64(x0[j]) + sb*z)
 		}
 	}
-	s := tr.m.cfg.LatentShape
 	return []any{
 		tensors.FromFlatDataAndDimensions(xt, B, s[0], s[1], s[2]),
 		tensors.FromFlatDataAndDimensions(ts, B),
@@ -265,6 +330,7 @@ func (tr trainer) batch(k int) ([]any, error) {
 		tensors.FromFlatDataAndDimensions(eos, B),
 		tensors.FromFlatDataAndDimensions(eps, B, s[0], s[1], s[2]),
 		tensors.FromFlatDataAndDimensions(wts, B),
+		tensors.FromFlatDataAndDimensions(pos, B, s[0], s[1], 1),
 		float32(tr.opt.LearningRateAt(k)),
 		float32(tr.opt.emaDecayAt(k)),
 	}, nil
@@ -285,17 +351,24 @@ func (o PretrainOptions) lossWeight(abar float64) float64 {
 }
 
 // step is the training graph: the ε-prediction MSE per sample (the DDPM "simple" loss),
-// weighted per timestep (Min-SNR-γ), and an AdamW update of every trainable variable, with an
+// weighted per latent position (SubjectWeight) and per timestep (Min-SNR-γ), and an AdamW update of every trainable variable, with an
 // EMA of the updated weights. Outputs: weighted loss, gradient norm, unweighted ε-MSE.
 func (tr trainer) step(ctx *mlctx.Context, in []*graph.Node) []*graph.Node {
-	xt, t, ids, eos, eps, wts, lr, decay := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
 	rc := ctx.InAbsPath(mlctx.RootScope).Checked(false)
-	states, pooled := tr.m.encode(rc, tr.m.embed(rc, ids), eos)
-	pred := tr.m.denoise(rc, xt, t, states, pooled)
-	perSample := graph.ReduceMean(graph.Square(graph.Sub(pred, eps)), 1, 2, 3) // [B]
-	loss := graph.ReduceAllMean(graph.Mul(perSample, wts))
-	norm := tr.update(rc, loss, lr, decay)
-	return []*graph.Node{loss, norm, graph.ReduceAllMean(perSample)}
+	loss, mse := tr.loss(rc, in[:7])
+	norm := tr.update(rc, loss, in[7], in[8])
+	return []*graph.Node{loss, norm, mse}
+}
+
+// loss is the weighted loss of the batch inputs xt, t, ids, eos, eps, wts (per sample) and pos
+// (per latent position), and the unweighted ε-MSE.
+func (tr trainer) loss(ctx *mlctx.Context, in []*graph.Node) (loss, mse *graph.Node) {
+	xt, t, ids, eos, eps, wts, pos := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
+	states, pooled := tr.m.encode(ctx, tr.m.embed(ctx, ids), eos)
+	pred := tr.m.denoise(ctx, xt, t, states, pooled)
+	sq := graph.Square(graph.Sub(pred, eps))
+	perSample := graph.ReduceMean(graph.Mul(sq, pos), 1, 2, 3) // [B]
+	return graph.ReduceAllMean(graph.Mul(perSample, wts)), graph.ReduceAllMean(graph.ReduceMean(sq, 1, 2, 3))
 }
 
 // update applies AdamW to every trainable variable used by loss's graph (moments under

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
@@ -219,5 +220,85 @@ func TestTokenInitStd(t *testing.T) {
 	cfg.TokenInitStd = -1
 	if err := cfg.Validate(); err == nil {
 		t.Error("token_init_std -1: want an error")
+	}
+}
+
+func TestPositionWeights(t *testing.T) {
+	out := make([]float32, 4)
+	positionWeights([]float32{1, 0, 0, 0.5}, 4, out)
+	want := []float32{4, 1, 1, 2.5} // 1 + (4-1)·m, scaled to mean 1: sum 8.5 over 4
+	var sum float32
+	for j := range out {
+		if d := out[j] - want[j]*4/8.5; d > 1e-6 || d < -1e-6 {
+			t.Errorf("weight %d = %g, want %g", j, out[j], want[j]*4/8.5)
+		}
+		sum += out[j]
+	}
+	if sum < 4-1e-5 || sum > 4+1e-5 {
+		t.Errorf("weights sum to %g, want 4 (mean 1)", sum)
+	}
+}
+
+// TestSubjectWeight checks the training loss against a host-side computation: each sample's
+// squared ε error weighted per position (the left half of every latent as subject, weight 8)
+// and per timestep (Min-SNR-5), and that Pretrain refuses masks that do not fit.
+func TestSubjectWeight(t *testing.T) {
+	cfg := testConfig(t)
+	data := syntheticData(t, cfg, 12)
+	h, w, c := cfg.LatentShape[0], cfg.LatentShape[1], cfg.LatentShape[2]
+	mask := make([]float32, h*w)
+	for y := range h {
+		for x := range w / 2 {
+			mask[y*w+x] = 1
+		}
+	}
+	for range data.Latents {
+		data.Masks = append(data.Masks, mask)
+	}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := Tokenizer()
+	sched, _ := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
+	opt := PretrainOptions{BatchSize: 4, Seed: 7, SubjectWeight: 8}.withDefaults()
+	tr := trainer{m: g.m, opt: opt, data: data, sched: sched, tok: tok}
+	in, err := tr.batch(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, g, func(ctx *mlctx.Context, xt, ts, ids, eos, eps, wts, pos *graph.Node) []*graph.Node {
+		loss, mse := tr.loss(ctx, []*graph.Node{xt, ts, ids, eos, eps, wts, pos})
+		pred := g.Denoise(ctx, xt, ts, g.Encode(ctx, g.Embed(ctx, ids), eos))
+		return []*graph.Node{loss, mse, graph.Square(graph.Sub(pred, eps))}
+	}, in[:7]...)
+	sq, wts := flat(t, out[2]), flat(t, in[5].(*tensors.Tensor))
+	var want, plain float64
+	for b := range opt.BatchSize {
+		var s float64
+		for j := range h * w * c {
+			pw := 1.0 / (1 + 7*0.5) // off the subject: 1, scaled to mean 1 (half of it at 8)
+			if mask[j/c] == 1 {
+				pw *= 8
+			}
+			e := float64(sq[b*h*w*c+j])
+			s += pw * e
+			plain += e
+		}
+		want += float64(wts[b]) * s / float64(h*w*c)
+	}
+	want /= float64(opt.BatchSize)
+	plain /= float64(opt.BatchSize * h * w * c)
+	loss, mse := float64(out[0].Value().(float32)), float64(out[1].Value().(float32))
+	if math.Abs(loss-want) > 1e-5*want || math.Abs(mse-plain) > 1e-5*plain {
+		t.Errorf("loss %.6f, ε-MSE %.6f; want %.6f, %.6f computed on the host", loss, mse, want, plain)
+	}
+	data.Masks = data.Masks[:3]
+	if _, err := Pretrain(context.Background(), cfg, data, PretrainOptions{Steps: 1, SubjectWeight: 2}, nil); err == nil || !strings.Contains(err.Error(), "3 masks for 12 latents") {
+		t.Errorf("too few masks: got %v", err)
+	}
+	data.Masks = slices.Repeat([][]float32{mask[:5]}, 12)
+	if _, err := Pretrain(context.Background(), cfg, data, PretrainOptions{Steps: 1, SubjectWeight: 2}, nil); err == nil || !strings.Contains(err.Error(), "mask 0 has 5 values") {
+		t.Errorf("short mask: got %v", err)
 	}
 }
