@@ -46,8 +46,8 @@ type PretrainOptions struct {
 	SNRFloor        float64 // lower bound of the x̂₀ weight, min(max(SNR_t, floor), γ)/SNR_t (0: none; see lossWeight)
 	Seed            uint64  // seed of the batches: step k draws from (Seed, k)
 	// SubjectWeight is the ε-MSE weight of latent positions on the subject (Data.Masks) relative
-	// to the background, each sample's weights scaled to mean 1 (1, or 0 for 1: uniform). Above 1 it
-	// spends more of the loss on the subject, where the class word shows (hair, size), and
+	// to the background, each sample's weights scaled to mean 1 (1: uniform, the default). Above
+	// 1 it spends more of the loss on the subject, where the class word shows (hair, size), and
 	// less on the scene, which explains most of a latent's variance.
 	SubjectWeight float64
 
@@ -255,16 +255,13 @@ func checkMasks(cfg Config, data Data, need bool) error {
 }
 
 // positionWeights are the loss weights of a latent's H*W positions for mask: 1 off the subject,
-// w on it, scaled to mean 1.
+// w (> 0; withDefaults makes 0 a 1) on it, scaled to mean 1.
 func positionWeights(mask []float32, w float64, out []float32) {
 	sum := 0.0
 	for j, m := range mask {
 		v := 1 + (w-1)*float64(m)
 		out[j] = float32(v)
 		sum += v
-	}
-	if sum <= 0 { // w = 0 and the whole latent is subject: no position is weighed
-		return
 	}
 	scale := float32(float64(len(mask)) / sum)
 	for j := range mask {
