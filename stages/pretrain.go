@@ -88,12 +88,6 @@ func (p *pretrainParams) generatorConfig() (tiny.Config, error) {
 	return cfg, nil
 }
 
-// subjectWeighted reports whether the generator's loss weighs the subject apart (0 and 1 are
-// both uniform).
-func (p *pretrainParams) subjectWeighted() bool {
-	return p.GeneratorSubjectWeight != 0 && p.GeneratorSubjectWeight != 1
-}
-
 // generatorOptions returns the generator's pretraining options (without the checkpoint folder).
 func (p *pretrainParams) generatorOptions(seed uint64) tiny.PretrainOptions {
 	return tiny.PretrainOptions{Steps: p.GeneratorSteps, BatchSize: p.GeneratorBatch, LearningRate: p.GeneratorLR,
@@ -542,8 +536,9 @@ type heldLatent struct {
 }
 
 // generatorData joins latents with their usable captions: the training set (images outside the
-// held-out split) and the held-out latents. Errors name the dataset, row and image.
-func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Dataset, tokens *pipeline.Dataset, cfg tiny.Config) (tiny.Data, []heldLatent, int, error) {
+// held-out split, with their latent-resolution subject masks when masks is set) and the
+// held-out latents. Errors name the dataset, row and image.
+func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Dataset, tokens *pipeline.Dataset, cfg tiny.Config, masks bool) (tiny.Data, []heldLatent, int, error) {
 	tok, err := tiny.Tokenizer()
 	if err != nil {
 		return tiny.Data{}, nil, 0, err
@@ -571,7 +566,7 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 		case in.held(p, r.ID):
 			held = append(held, heldLatent{latent: r.Latent, caption: caps[0]})
 		default:
-			if p.subjectWeighted() {
+			if masks {
 				h, w := cfg.LatentShape[0], cfg.LatentShape[1]
 				if len(r.MaskShape) != 2 || int(r.MaskShape[0]) != h || int(r.MaskShape[1]) != w || len(r.Mask) != h*w {
 					return fmt.Errorf("%s: mask of shape %v with %d values, generator_subject_weight wants one value per latent cell (%d x %d)",
@@ -628,7 +623,7 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 	opt := p.generatorOptions(job.Seed)
 	settings := map[string]any{"config": cfg, "steps": opt.Steps, "batch": opt.BatchSize, "lr": opt.LearningRate, "warmup": opt.WarmupSteps,
 		"snr_floor": opt.SNRFloor}
-	if p.subjectWeighted() { // absent when uniform, so that earlier runs keep their fingerprints
+	if opt.WeighsSubject() { // absent when uniform, so that earlier runs keep their fingerprints
 		settings["subject_weight"] = opt.SubjectWeight
 	}
 	if p.GeneratorInit != "" {
@@ -645,7 +640,7 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}
-	data, held, skipped, err := generatorData(in, p, job.Input("latents"), job.Input("tokens"), cfg)
+	data, held, skipped, err := generatorData(in, p, job.Input("latents"), job.Input("tokens"), cfg, opt.WeighsSubject())
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}

@@ -137,7 +137,7 @@ func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMasks(cfg, data, opt.weighsSubject()); err != nil {
+	if err := checkMasks(cfg, data, opt.WeighsSubject()); err != nil {
 		return nil, err
 	}
 	countVar := g.ctx.GetVariableByScopeAndName(textScope, tokenCountsName)
@@ -229,8 +229,9 @@ func checkData(cfg Config, tok *text.WordTokenizer, data Data) ([]float32, error
 	return counts, nil
 }
 
-// weighsSubject reports whether the loss weighs subject positions apart from the background.
-func (o PretrainOptions) weighsSubject() bool { return o.withDefaults().SubjectWeight != 1 }
+// WeighsSubject reports whether the loss weighs subject positions apart from the background,
+// and so needs Data.Masks (SubjectWeight 0, the zero value, means 1: uniform).
+func (o PretrainOptions) WeighsSubject() bool { return o.withDefaults().SubjectWeight != 1 }
 
 // checkMasks validates data.Masks when the loss needs them (need).
 func checkMasks(cfg Config, data Data, need bool) error {
@@ -289,7 +290,8 @@ func (tr trainer) batch(k int) ([]any, error) {
 	s := tr.m.cfg.LatentShape
 	hw := s[0] * s[1]
 	pos := make([]float32, B*hw) // per-position loss weights
-	if !tr.opt.weighsSubject() {
+	weigh := tr.opt.WeighsSubject()
+	if !weigh {
 		for j := range pos {
 			pos[j] = 1
 		}
@@ -310,7 +312,7 @@ func (tr trainer) batch(k int) ([]any, error) {
 		abar := tr.sched.AlphaBar(t)
 		wts[b] = float32(tr.opt.lossWeight(abar))
 		sa, sb := math.Sqrt(abar), math.Sqrt(1-abar)
-		if tr.opt.weighsSubject() {
+		if weigh {
 			positionWeights(tr.data.Masks[i], tr.opt.SubjectWeight, pos[b*hw:(b+1)*hw])
 		}
 		x0 := tr.data.Latents[i]
