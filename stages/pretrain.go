@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -207,6 +208,13 @@ type GeneratorEval struct {
 	EpsMSEEmpty   float64 `json:"eps_mse_empty"`
 	// CaptionGain is EpsMSEEmpty − EpsMSECaption: how much the caption helps the denoiser.
 	CaptionGain float64 `json:"caption_gain"`
+	// ConceptSwap[c][d] is how much the ε-MSE of held-out latents whose caption names concept
+	// word c ("boy") rises, on average, when that word is replaced by d ("girl"): how much the
+	// denoiser draws on what tells c from d. ConceptSamples[c] counts those latents, ConceptGain
+	// averages the rise over all of them and all d ≠ c. Absent with fewer than two concept words.
+	ConceptSwap    map[string]map[string]float64 `json:"concept_swap,omitempty"`
+	ConceptSamples map[string]int                `json:"concept_samples,omitempty"`
+	ConceptGain    float64                       `json:"concept_gain,omitempty"`
 }
 
 func init() {
@@ -531,8 +539,16 @@ func (r *pretrainRun) row(config any, eval any) (PretrainedModelRow, error) {
 
 // heldLatent is a held-out latent with its first caption, for the generator's evaluation.
 type heldLatent struct {
-	latent  []float32
-	caption []int32
+	latent []float32
+	captionTokens
+}
+
+// captionTokens is one caption's token ids (BOS … EOS, unpadded) with its concept word and the
+// token index of that word (-1 when the caption names none).
+type captionTokens struct {
+	caption    []int32
+	concept    string
+	conceptPos int
 }
 
 // generatorData joins latents with their usable captions: the training set (images outside the
@@ -564,7 +580,7 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 		case len(caps) == 0:
 			skipped++
 		case in.held(p, r.ID):
-			held = append(held, heldLatent{latent: r.Latent, caption: caps[0]})
+			held = append(held, heldLatent{latent: r.Latent, captionTokens: caps[0]})
 		default:
 			if masks {
 				h, w := cfg.LatentShape[0], cfg.LatentShape[1]
@@ -574,8 +590,12 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 				}
 				data.Masks = append(data.Masks, r.Mask)
 			}
+			ids := make([][]int32, len(caps))
+			for k, c := range caps {
+				ids[k] = c.caption
+			}
 			data.Latents = append(data.Latents, r.Latent)
-			data.Captions = append(data.Captions, caps)
+			data.Captions = append(data.Captions, ids)
 		}
 		return nil
 	})
@@ -590,8 +610,8 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 
 // generatorCaptions returns the usable token ids of each image's captions, in caption order;
 // token rows with an error are left out.
-func generatorCaptions(in *pretrainInputs, tokens *pipeline.Dataset, tok *text.WordTokenizer, cfg tiny.Config) (map[string][][]int32, error) {
-	out := map[string][][]int32{}
+func generatorCaptions(in *pretrainInputs, tokens *pipeline.Dataset, tok *text.WordTokenizer, cfg tiny.Config) (map[string][]captionTokens, error) {
+	out := map[string][]captionTokens{}
 	err := eachRow(tokens, func(where string, r TokenRow) error {
 		if r.Error != "" {
 			return nil
@@ -609,7 +629,11 @@ func generatorCaptions(in *pretrainInputs, tokens *pipeline.Dataset, tok *text.W
 				return fmt.Errorf("%s: token id %d outside the vocabulary [0, %d): tokenize with the tiny family", where, id, cfg.VocabSize)
 			}
 		}
-		out[r.ID] = append(out[r.ID], ids)
+		pos := int(r.ConceptPos)
+		if pos < 0 || pos >= len(ids) || r.Concept == "" {
+			pos = -1
+		}
+		out[r.ID] = append(out[r.ID], captionTokens{caption: ids, concept: r.Concept, conceptPos: pos})
 		return nil
 	})
 	return out, err
@@ -666,7 +690,7 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 		if err != nil {
 			return PretrainedModelRow{}, nil, fmt.Errorf("evaluation: %w", err)
 		}
-		job.Log.Info("generator held-out ε-MSE", "caption", ev.EpsMSECaption, "empty", ev.EpsMSEEmpty, "samples", ev.Samples)
+		job.Log.Info("generator held-out ε-MSE", "caption", ev.EpsMSECaption, "empty", ev.EpsMSEEmpty, "concept_gain", ev.ConceptGain, "samples", ev.Samples)
 		eval = ev
 	}
 	row, err := r.row(g.Config(), eval)
@@ -686,8 +710,10 @@ func evenlySpaced[T any](xs []T, n int) []T {
 const genEvalBatch = 32
 
 // evaluateGenerator measures g's ε-prediction MSE on held-out latents: each latent gets a
-// timestep drawn uniformly and a noise from (seed, its index), and is denoised once with its
-// caption and once with the empty caption (BOS EOS).
+// timestep drawn uniformly and a noise from (seed, its index), and is denoised with its caption,
+// with the empty caption (BOS EOS), and with its caption's concept word replaced by each other
+// concept word of the held-out captions (conceptSwaps). The same x_t, t and ε go with every
+// caption, so the differences between them are paired.
 func evaluateGenerator(g *tiny.Generator, held []heldLatent, seed uint64) (GeneratorEval, error) {
 	cfg := g.Config()
 	sched, err := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
@@ -710,14 +736,32 @@ func evaluateGenerator(g *tiny.Generator, held []heldLatent, seed uint64) (Gener
 		return GeneratorEval{}, fmt.Errorf("build the evaluation graph: %w", err)
 	}
 	defer exec.Finalize()
-	L, n, shape := cfg.MaxLength, cfg.LatentSize(), cfg.LatentShape
+	named, concepts, conceptIDs := heldConcepts(held, tok)
+	// captions(i) lists latent i's captions: its own, the empty one, then one per concept word.
 	empty := []int32{tok.BOS(), tok.EOS()}
-	var sums [2]float64
+	captions := func(i int) [][]int32 {
+		h := held[i]
+		out := [][]int32{h.caption, empty}
+		for _, id := range conceptIDs {
+			c := h.caption
+			if named[i] {
+				c = slices.Clone(h.caption)
+				c[h.conceptPos] = id
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	L, n, shape := cfg.MaxLength, cfg.LatentSize(), cfg.LatentShape
+	mse := make([][]float64, 2+len(concepts)) // [caption variant][latent]
+	for k := range mse {
+		mse[k] = make([]float64, len(held))
+	}
 	for start := 0; start < len(held); start += genEvalBatch {
 		xt, eps := make([]float32, genEvalBatch*n), make([]float32, genEvalBatch*n)
 		ts := make([]int32, genEvalBatch)
-		var ids [2][]int32
-		var eos [2][]int32
+		ids := make([][]int32, len(mse))
+		eos := make([][]int32, len(mse))
 		for b := range genEvalBatch {
 			i := min(start+b, len(held)-1) // the last batch is padded with the last latent
 			r := rand.New(rand.NewPCG(seed, uint64(i)))
@@ -730,32 +774,102 @@ func evaluateGenerator(g *tiny.Generator, held []heldLatent, seed uint64) (Gener
 				eps[b*n+j] = float32(z)
 				xt[b*n+j] = float32(sa*float64(x0) + sb*z)
 			}
-			for k, c := range [][]int32{held[i].caption, empty} {
+			for k, c := range captions(i) {
 				fitted, e, _ := text.Fit(c, L, tok.EOS(), tok.Pad())
 				ids[k] = append(ids[k], fitted...)
 				eos[k] = append(eos[k], int32(e))
 			}
 		}
-		for k := range 2 {
+		for k := range mse {
 			out, err := exec.Exec(tensors.FromFlatDataAndDimensions(xt, genEvalBatch, shape[0], shape[1], shape[2]), ts,
 				tensors.FromFlatDataAndDimensions(ids[k], genEvalBatch, L), eos[k],
 				tensors.FromFlatDataAndDimensions(eps, genEvalBatch, shape[0], shape[1], shape[2]))
 			if err != nil {
 				return GeneratorEval{}, err
 			}
-			mse, err := tensors.CopyFlatData[float32](out[0])
+			v, err := tensors.CopyFlatData[float32](out[0])
 			out[0].FinalizeAll()
 			if err != nil {
 				return GeneratorEval{}, err
 			}
 			for b := range min(genEvalBatch, len(held)-start) {
-				sums[k] += float64(mse[b])
+				mse[k][start+b] = float64(v[b])
 			}
 		}
 	}
-	ev := GeneratorEval{Samples: len(held), EpsMSECaption: sums[0] / float64(len(held)), EpsMSEEmpty: sums[1] / float64(len(held))}
+	ev := GeneratorEval{Samples: len(held), EpsMSECaption: mean(mse[0]), EpsMSEEmpty: mean(mse[1])}
 	ev.CaptionGain = ev.EpsMSEEmpty - ev.EpsMSECaption
+	ev.conceptSwaps(held, named, concepts, mse)
 	return ev, nil
+}
+
+// conceptToken returns the token id of h's concept word, and whether the caption holds that
+// word, as one token, at h.conceptPos (only then can it be swapped for another).
+func (h heldLatent) conceptToken(tok *text.WordTokenizer) (int32, bool) {
+	id, ok := tok.ID(h.concept)
+	return id, ok && h.conceptPos >= 0 && h.conceptPos < len(h.caption) && h.caption[h.conceptPos] == id
+}
+
+// heldConcepts returns which held-out captions name a concept word that can be swapped, and
+// those words, sorted, with their token ids.
+func heldConcepts(held []heldLatent, tok *text.WordTokenizer) (named []bool, words []string, ids []int32) {
+	byWord := map[string]int32{}
+	named = make([]bool, len(held))
+	for i, h := range held {
+		if id, ok := h.conceptToken(tok); ok {
+			named[i], byWord[h.concept] = true, id
+		}
+	}
+	words = slices.Sorted(maps.Keys(byWord))
+	for _, w := range words {
+		ids = append(ids, byWord[w])
+	}
+	return named, words, ids
+}
+
+// conceptSwaps fills ConceptSwap, ConceptSamples and ConceptGain from the ε-MSE of every
+// latent under every caption variant (mse[0]: its caption; mse[2+k]: concept word concepts[k]).
+func (ev *GeneratorEval) conceptSwaps(held []heldLatent, named []bool, concepts []string, mse [][]float64) {
+	if len(concepts) < 2 {
+		return
+	}
+	ev.ConceptSwap, ev.ConceptSamples = map[string]map[string]float64{}, map[string]int{}
+	var gain float64
+	var count int
+	for i, h := range held {
+		if !named[i] {
+			continue
+		}
+		row := ev.ConceptSwap[h.concept]
+		if row == nil {
+			row = map[string]float64{}
+			ev.ConceptSwap[h.concept] = row
+		}
+		ev.ConceptSamples[h.concept]++
+		var sum float64
+		for k, d := range concepts {
+			if d != h.concept {
+				row[d] += mse[2+k][i] - mse[0][i]
+				sum += mse[2+k][i] - mse[0][i]
+			}
+		}
+		gain += sum / float64(len(concepts)-1)
+		count++
+	}
+	for c, row := range ev.ConceptSwap {
+		for d := range row {
+			row[d] /= float64(ev.ConceptSamples[c])
+		}
+	}
+	ev.ConceptGain = gain / float64(count)
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
 }
 
 // ---- face ----

@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -505,5 +508,64 @@ func TestPretrainGeneratorRetrainsOnChangeAndFineTunes(t *testing.T) {
 	}
 	if after, err := os.ReadFile(final); err != nil || !bytes.Equal(after, before) {
 		t.Fatalf("a failed generator_init run changed the final generator already written (err %v)", err)
+	}
+}
+
+// The generator's evaluation swaps each held-out caption's concept word for every other one,
+// with the same x_t, t and ε, and leaves out captions whose concept it cannot swap.
+func TestEvaluateGeneratorSwapsConcepts(t *testing.T) {
+	g, err := tiny.LoadDefault() // a trained generator: its ε̂ depends on the words
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tiny.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	latent := func() []float32 {
+		x := make([]float32, g.Config().LatentSize())
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	caption := func(text, concept string, pos int) captionTokens {
+		return captionTokens{caption: tok.Encode(text).IDs, concept: concept, conceptPos: pos}
+	}
+	held := []heldLatent{
+		{latent(), caption("a boy in a park.", "boy", 2)},
+		{latent(), caption("a photo of a girl on a beach.", "girl", 5)},
+		{latent(), caption("a park.", "", -1)},
+		{latent(), caption("a man in a park.", "man", 4)}, // the position holds "a", not "man"
+	}
+	ev, err := evaluateGenerator(g, held, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"boy": 1, "girl": 1}; !maps.Equal(ev.ConceptSamples, want) {
+		t.Fatalf("concept samples %v, want %v", ev.ConceptSamples, want)
+	}
+	if len(ev.ConceptSwap) != 2 || len(ev.ConceptSwap["boy"]) != 1 || len(ev.ConceptSwap["girl"]) != 1 {
+		t.Fatalf("concept swaps %v, want boy→girl and girl→boy only", ev.ConceptSwap)
+	}
+	boyAsGirl := ev.ConceptSwap["boy"]["girl"]
+	if boyAsGirl == 0 || math.Abs(ev.ConceptGain-(boyAsGirl+ev.ConceptSwap["girl"]["boy"])/2) > 1e-12 {
+		t.Errorf("concept swaps %v, gain %g", ev.ConceptSwap, ev.ConceptGain)
+	}
+	// The boy's latent alone (index 0: the same x_t, t and ε), with each caption.
+	alone := func(c captionTokens) float64 {
+		ev, err := evaluateGenerator(g, []heldLatent{{held[0].latent, c}}, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ConceptSwap != nil {
+			t.Errorf("one concept word: swaps %v, want none", ev.ConceptSwap)
+		}
+		return ev.EpsMSECaption
+	}
+	own, swapped := alone(held[0].captionTokens), alone(caption("a girl in a park.", "girl", 2))
+	if math.Abs(boyAsGirl-(swapped-own)) > 1e-6 {
+		t.Errorf("boy→girl rise %g, want %g − %g = %g", boyAsGirl, swapped, own, swapped-own)
 	}
 }
