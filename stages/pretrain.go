@@ -544,7 +544,8 @@ type heldLatent struct {
 }
 
 // captionTokens is one caption's token ids (BOS … EOS, unpadded) with its concept word and the
-// token index of that word (-1 when the caption names none).
+// token index of that word as the encode stage found it (-1 when it found none); conceptToken
+// says whether the two agree.
 type captionTokens struct {
 	caption    []int32
 	concept    string
@@ -629,11 +630,7 @@ func generatorCaptions(in *pretrainInputs, tokens *pipeline.Dataset, tok *text.W
 				return fmt.Errorf("%s: token id %d outside the vocabulary [0, %d): tokenize with the tiny family", where, id, cfg.VocabSize)
 			}
 		}
-		pos := int(r.ConceptPos)
-		if pos < 0 || pos >= len(ids) || r.Concept == "" {
-			pos = -1
-		}
-		out[r.ID] = append(out[r.ID], captionTokens{caption: ids, concept: r.Concept, conceptPos: pos})
+		out[r.ID] = append(out[r.ID], captionTokens{caption: ids, concept: r.Concept, conceptPos: int(r.ConceptPos)})
 		return nil
 	})
 	return out, err
