@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/cocoflow/cocoflow/models/captioner"
+	"github.com/cocoflow/cocoflow/datasets/captioner"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 

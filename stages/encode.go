@@ -10,7 +10,7 @@ import (
 	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/pipeline"
 
-	_ "github.com/cocoflow/cocoflow/models/tiny" // registers the tiny family
+	_ "github.com/cocoflow/cocoflow/models/family/tiny" // registers the tiny family
 )
 
 type encodeParams struct {

@@ -16,9 +16,9 @@ import (
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/datasets/prompts"
 	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/judges/tinyclip"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
 	"github.com/cocoflow/cocoflow/models/metrics"
-	"github.com/cocoflow/cocoflow/models/tinyclip"
-	"github.com/cocoflow/cocoflow/models/tinyface"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 

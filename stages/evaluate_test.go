@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
-	"github.com/cocoflow/cocoflow/models/tiny"
-	"github.com/cocoflow/cocoflow/models/tinyclip"
-	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyclip"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
 )
 
 // metricModels trains an identity encoder and a CLIP for two steps on a few synthfaces images

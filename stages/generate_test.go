@@ -12,7 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 )
 
 // randomGenerator saves a small generator whose weights are all random: an untrained one starts

@@ -18,7 +18,7 @@ import (
 
 	"github.com/cocoflow/cocoflow/datasets/celeba"
 	"github.com/cocoflow/cocoflow/datasets/imageio"
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 

@@ -23,26 +23,26 @@ import (
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyclip"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
-	"github.com/cocoflow/cocoflow/models/tiny"
-	"github.com/cocoflow/cocoflow/models/tinyclip"
-	"github.com/cocoflow/cocoflow/models/tinyface"
 	"github.com/cocoflow/cocoflow/pipeline"
 	"github.com/cocoflow/cocoflow/pipeline/chart"
 )
 
 // The models the pretrain stage trains, by the names used in its params and outputs.
 const (
-	pretrainGenerator = "generator" // models/tiny: the tiny latent diffusion generator
-	pretrainFace      = "face"      // models/tinyface: the tiny identity encoder
-	pretrainCLIP      = "clip"      // models/tinyclip: the tiny CLIP
+	pretrainGenerator = "generator" // models/family/tiny: the tiny latent diffusion generator
+	pretrainFace      = "face"      // models/judges/tinyface: the tiny identity encoder
+	pretrainCLIP      = "clip"      // models/judges/tinyclip: the tiny CLIP
 )
 
 // pretrainParams are the pretrain stage's parameters. Step, batch, learning-rate and warm-up
 // defaults are the packages' own defaults (TestPretrainDefaultsAreThePackagesDefaults).
 type pretrainParams struct {
-	Models    []string `param:"models" default:"generator,face,clip" enum:"generator,face,clip" min:"1" doc:"models to train, in this order: generator (models/tiny), face (models/tinyface), clip (models/tinyclip)"`
+	Models    []string `param:"models" default:"generator,face,clip" enum:"generator,face,clip" min:"1" doc:"models to train, in this order: generator (models/family/tiny), face (models/judges/tinyface), clip (models/judges/tinyclip)"`
 	EvalSplit string   `param:"eval_split" default:"test" doc:"image split held out from training and evaluated on (\"\": train on every image, evaluate nothing)"`
 
 	GeneratorConfig        string   `param:"generator_config" doc:"JSON object overriding fields of tiny.DefaultConfig, e.g. {\"width\": 64} (\"\": the default architecture)"`
@@ -52,7 +52,7 @@ type pretrainParams struct {
 	GeneratorWarmup        int      `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
 	GeneratorSNRFloor      float64  `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
 	GeneratorSubjectWeight float64  `param:"generator_subject_weight" default:"1" min:"0" doc:"generator: ε-MSE weight of latent cells on the subject (encode's latent-resolution mask) relative to the background, scaled to mean 1 per latent (1: uniform; tiny.PretrainOptions.SubjectWeight)"`
-	GeneratorInit          string   `param:"generator_init" doc:"generator: folder of a saved generator (a pretrain run's generator/final, or models/tiny/weights) to fine-tune: the weights under generator_init_scopes start from it (\"\": random initialisation)"`
+	GeneratorInit          string   `param:"generator_init" doc:"generator: folder of a saved generator (a pretrain run's generator/final, or models/family/tiny/weights) to fine-tune: the weights under generator_init_scopes start from it (\"\": random initialisation)"`
 	GeneratorInitScopes    []string `param:"generator_init_scopes" default:"dit" enum:"text,dit" doc:"generator: which parts start from generator_init: text (the text encoder), dit (the denoiser)"`
 	GeneratorEvalSamples   int      `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
 

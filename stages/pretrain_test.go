@@ -18,10 +18,10 @@ import (
 
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/cocoflow/cocoflow/models/engine"
-	"github.com/cocoflow/cocoflow/models/tiny"
-	"github.com/cocoflow/cocoflow/models/tinyclip"
-	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyclip"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 

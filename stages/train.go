@@ -22,9 +22,9 @@ import (
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/cocoins"
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/mapper"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/pipeline"
 	"github.com/cocoflow/cocoflow/pipeline/chart"
 )

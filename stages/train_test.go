@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Writes the ONNX fixture of models/engine's import test (run with Debian's python3, torch 1.13).
+"""Writes the ONNX fixture of models/runtime/engine's import test (run with Debian's python3, torch 1.13).
 
-    /usr/bin/python3 tools/engine_fixture.py [models/engine/testdata]
+    /usr/bin/python3 tools/engine_fixture.py [models/runtime/engine/testdata]
 
 Outputs, in the target folder:
   fixture_f64.onnx, fixture_f32.onnx  the same tiny attention-like network in float64 / float32,

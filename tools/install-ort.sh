@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-ort.sh [DEST] — install the ONNX Runtime shared library that cocoflow's
-# models/ort package loads (github.com/yalue/onnxruntime_go needs ORT >= 1.24).
+# models/runtime/ort package loads (github.com/yalue/onnxruntime_go needs ORT >= 1.24).
 #
 # Debian ships no libonnxruntime, so the library is taken from the pinned npm
 # package onnxruntime-node@1.30.0: `npm pack` downloads the tarball (npm checks

@@ -39,9 +39,9 @@ for model in "${models[@]}"; do
     die "$stage/$model/final/checkpoint.bin is not a cocoflow checkpoint"
 done
 
-install_model() { # install_model MODEL PACKAGE WHAT
-  local model=$1 pkg=$2 what=$3
-  local src=$stage/$model/final out=$dest/models/$pkg/weights
+install_model() { # install_model MODEL PACKAGE_DIR WHAT (PACKAGE_DIR under models/)
+  local model=$1 dir=$2 what=$3
+  local pkg=${dir##*/} src=$stage/$model/final out=$dest/models/$dir/weights
   [ -d "$out" ] || die "$out does not exist: is $dest a cocoflow checkout?"
   for f in "${files[@]}"; do
     install -m 0644 "$src/$f" "$out/.$f.tmp"
@@ -78,9 +78,9 @@ install_model() { # install_model MODEL PACKAGE WHAT
 
 for model in "${models[@]}"; do
   case $model in
-  generator) install_model generator tiny "generator (latent diffusion)" ;;
-  face) install_model face tinyface "identity encoder" ;;
-  clip) install_model clip tinyclip "CLIP" ;;
+  generator) install_model generator family/tiny "generator (latent diffusion)" ;;
+  face) install_model face judges/tinyface "identity encoder" ;;
+  clip) install_model clip judges/tinyclip "CLIP" ;;
   esac
 done
 echo "rebuild (go build ./...) to embed the new weights"

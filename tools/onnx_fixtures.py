@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""Export the ONNX test fixtures of models/ort with torch, fixed seeds.
+"""Export the ONNX test fixtures of models/runtime/ort with torch, fixed seeds.
 
 Run from the repository root with Debian's python (torch 1.13, onnx 1.12):
 
     /usr/bin/python3 tools/onnx_fixtures.py [OUTDIR]
 
-OUTDIR defaults to models/ort/testdata. For each model it writes NAME.onnx
+OUTDIR defaults to models/runtime/ort/testdata. For each model it writes NAME.onnx
 (opset 17, dynamic batch axis) and NAME.json, the torch reference:
 
     {"model": "NAME.onnx", "opset": 17, "torch": "<version>",

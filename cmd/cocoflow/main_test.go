@@ -99,7 +99,7 @@ func TestStagesListsEveryKindWithParameters(t *testing.T) {
 }
 
 func TestTokenizeWithTheTinyVocabulary(t *testing.T) {
-	vocab, err := filepath.Abs("../../models/tiny/vocab.txt")
+	vocab, err := filepath.Abs("../../models/family/tiny/vocab.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

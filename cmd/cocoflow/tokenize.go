@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cocoflow/cocoflow/models/clip"
 	"github.com/cocoflow/cocoflow/models/text"
+	"github.com/cocoflow/cocoflow/models/text/clip"
 )
 
 func tokenizeCommand() *cli.Command {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 )
 
 var update = flag.Bool("update", false, "rewrite data/*.tsv from gen.go")

@@ -3,7 +3,7 @@ package cocoins
 import (
 	"fmt"
 
-	"github.com/cocoflow/cocoflow/models/prompt"
+	"github.com/cocoflow/cocoflow/models/text/prompt"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 

@@ -67,7 +67,7 @@ type Batch struct {
 	Mask   *Node // [B, ...] subject mask m, broadcastable to x (e.g. [B, h, w, 1])
 	IDs1   *Node // [B, L] int32 token ids of P1 (padded)
 	IDs2   *Node // [B, L] int32 token ids of P2
-	Ins1   *Node // [B, L, L+1] one-hot plan inserting one word at i into P1 (models/prompt.OneHot)
+	Ins1   *Node // [B, L, L+1] one-hot plan inserting one word at i into P1 (models/text/prompt.OneHot)
 	Ins2   *Node // [B, L, L+1] the plan inserting at j into P2
 	EOS1   *Node // [B] int32 EOS index of P1 as tokenized
 	EOS2   *Node // [B] int32 EOS index of P2
@@ -192,7 +192,7 @@ func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch,
 }
 
 // Insert places one pseudo-word per row into token embeddings (eq. 4): e [B, L, D], w [B, D],
-// plan [B, L, L+1] from models/prompt.OneHot; out = plan · concat(e, w) — a matrix product, so
+// plan [B, L, L+1] from models/text/prompt.OneHot; out = plan · concat(e, w) — a matrix product, so
 // gradients reach w.
 func Insert(e, w, plan *Node) *Node {
 	return Einsum("bls,bsd->bld", plan, Concatenate([]*Node{e, InsertAxes(w, 1)}, 1))

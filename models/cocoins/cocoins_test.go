@@ -10,11 +10,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 	"github.com/cocoflow/cocoflow/models/mapper"
-	"github.com/cocoflow/cocoflow/models/prompt"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/text/prompt"
 )
 
 // run executes a graph function of no inputs and returns its outputs as flat float32 slices.
@@ -41,7 +41,7 @@ func run(t *testing.T, fn func(g *Graph) []*Node) [][]float32 {
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
-// TestInsertMatchesPlan: the graph insertion (eq. 4) equals models/prompt's host insertion,
+// TestInsertMatchesPlan: the graph insertion (eq. 4) equals models/text/prompt's host insertion,
 // including the EOS shift and the padding dropped at the end.
 func TestInsertMatchesPlan(t *testing.T) {
 	const L, D = 6, 3

@@ -9,9 +9,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
-	"github.com/cocoflow/cocoflow/models/prompt"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
+	"github.com/cocoflow/cocoflow/models/text/prompt"
 )
 
 // Insertion is a pseudo-word placed into a prompt (paper eq. 4): Words[k] is its vector for text

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/tiny"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
 )
 
 // smallTiny returns a tiny generator of a very small architecture, pretrained for a few steps on

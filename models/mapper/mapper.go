@@ -19,7 +19,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // Scope is the context scope of the mapper's variables.

@@ -1,5 +1,5 @@
 // Package tinyclip is cocoflow's tiny CLIP, the tiny world's stand-in for CLIP and DreamSim
-// (paper §4.2): an image tower (models/tinyface's Tower) and a causal text tower over the tiny
+// (paper §4.2): an image tower (models/judges/tinyface's Tower) and a causal text tower over the tiny
 // word tokenizer, pooled at EOS, both projected to a shared unit-norm space and trained with a
 // symmetric InfoNCE loss and a learnable temperature on synthfaces' (image, caption) pairs. It
 // scores prompt fidelity (CLIP-T, class-word retrieval with Classify) and, on masked subjects,
@@ -24,10 +24,10 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
-	"github.com/cocoflow/cocoflow/models/tiny"
-	"github.com/cocoflow/cocoflow/models/tinyface"
 )
 
 // TextConfig is the architecture of the text tower.

@@ -5,7 +5,7 @@ package engine
 // tokens, on the pure-Go backend, with the GEMM or the stock DotGeneral gradient and with two
 // executor configurations. Run, for instance:
 //
-//	go test ./models/engine -run '^$' -bench . -benchtime=3x -count=3
+//	go test ./models/runtime/engine -run '^$' -bench . -benchtime=3x -count=3
 //
 // Each sub-benchmark compiles its graph and runs one warm-up step before the timer starts, and
 // reports s/step and GFLOP/s (matrix-multiply FLOPs only; a training step counts 3× the forward

@@ -17,7 +17,7 @@ import (
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // world renders ids identities × per images of synthfaces (32×32).

@@ -14,7 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
 )
 

@@ -1,6 +1,6 @@
 package tinyface
 
-import "github.com/cocoflow/cocoflow/models/engine"
+import "github.com/cocoflow/cocoflow/models/runtime/engine"
 
 // WeightsDigest is the digest of the identity encoder saved in dir ("" for the embedded default).
 func WeightsDigest(dir string) (string, error) {

@@ -20,8 +20,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/cocoflow/cocoflow/models/engine"
 	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
 )
 
@@ -43,7 +43,7 @@ const tokenCountsName = "token_counts"
 var ErrNoDefaultWeights = errors.New("tiny generator weights not found: run experiments/tiny/pretrain.yaml")
 
 // defaultWeights holds the committed default generator (config.json and checkpoint.bin) when
-// the lead has filled models/tiny/weights/; otherwise only its README.
+// the lead has filled models/family/tiny/weights/; otherwise only its README.
 //
 //go:embed weights
 var defaultWeights embed.FS
@@ -189,7 +189,7 @@ func LoadBytes(data, raw []byte, path, ckpt string) (*Generator, error) {
 	return gen, nil
 }
 
-// LoadDefault loads the committed default generator embedded from models/tiny/weights/. It
+// LoadDefault loads the committed default generator embedded from models/family/tiny/weights/. It
 // returns ErrNoDefaultWeights when the build has none.
 func LoadDefault() (*Generator, error) {
 	g, err := engine.LoadEmbedded(defaultWeights, ConfigFile, ErrNoDefaultWeights, loadFS)

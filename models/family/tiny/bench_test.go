@@ -2,7 +2,7 @@ package tiny
 
 // Benchmarks of the tiny generator on the pure-Go backend. Run, for instance:
 //
-//	go test ./models/tiny -run '^$' -bench PretrainStep -benchtime=3x
+//	go test ./models/family/tiny -run '^$' -bench PretrainStep -benchtime=3x
 //
 // BenchmarkPretrainStep times one optimizer step (forward, backward, AdamW, EMA) of the
 // committed generator's architecture at batch 32, after compiling and one warm-up step.
@@ -14,7 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 func BenchmarkPretrainStep(b *testing.B) {

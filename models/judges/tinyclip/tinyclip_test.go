@@ -11,10 +11,10 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
 
+	"github.com/cocoflow/cocoflow/datasets/captioner"
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
-	"github.com/cocoflow/cocoflow/models/captioner"
-	"github.com/cocoflow/cocoflow/models/engine"
-	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // world renders ids identities × per images of synthfaces with two template captions each.

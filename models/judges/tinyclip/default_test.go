@@ -11,8 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/cocoflow/cocoflow/models/engine"
-	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 func TestLoadEmbeddedTinyCLIP(t *testing.T) {

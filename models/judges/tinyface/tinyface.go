@@ -9,7 +9,7 @@
 // pure-Go backend, and a fixed crop mattered more than the architecture.
 //
 // The image tower and the transformer pieces (Tower, Dense, LayerNorm, Block, Patchify, ...)
-// are exported because models/tinyclip builds its towers from them; they are the one copy of
+// are exported because models/judges/tinyclip builds its towers from them; they are the one copy of
 // that code.
 package tinyface
 
@@ -29,7 +29,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // Config is the architecture of the identity encoder.

@@ -14,9 +14,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
-	"github.com/cocoflow/cocoflow/models/engine"
-	"github.com/cocoflow/cocoflow/models/tiny"
-	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // InfoNCE is CLIP's symmetric contrastive loss (Radford et al., 2021) on unit-norm image

@@ -17,10 +17,10 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
-	"github.com/cocoflow/cocoflow/models/engine"
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/prompt"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
+	"github.com/cocoflow/cocoflow/models/text/prompt"
 )
 
 func TestConfigValidate(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // Data is a labelled set of face images: Labels[i] is the identity of Images[i] (any integers;

@@ -15,7 +15,7 @@ import (
 )
 
 // sharedDir is where the CLIP vocabulary and golden ids live, relative to this package.
-const sharedDir = "../../../shared/data/clip"
+const sharedDir = "../../../../shared/data/clip"
 
 type golden struct {
 	Text string  `json:"text"`

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cocoflow/cocoflow/models/captioner"
+	"github.com/cocoflow/cocoflow/datasets/captioner"
 	"github.com/cocoflow/cocoflow/models/text"
 )
 
@@ -36,7 +36,7 @@ func TestVocabFile(t *testing.T) {
 	}
 	for _, w := range words {
 		if _, ok := tk.ID(w); !ok {
-			t.Fatalf("word %q is missing from vocab.txt: run go test ./models/tiny -run TestVocabFile -update", w)
+			t.Fatalf("word %q is missing from vocab.txt: run go test ./models/family/tiny -run TestVocabFile -update", w)
 		}
 	}
 	enc := tk.Encode("A man is looking at the camera.")

@@ -1,8 +1,8 @@
 package tinyclip
 
 import (
-	"github.com/cocoflow/cocoflow/models/engine"
-	"github.com/cocoflow/cocoflow/models/tinyface"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // WeightsDigest is the digest of the CLIP saved in dir ("" for the embedded default).

@@ -12,7 +12,7 @@ import (
 
 // The building blocks of the tiny metric networks, made only of matrix multiplies (the pure-Go
 // backend runs convolutions slowly, see DESIGN.md): dense layers, layer norm, a pre-norm
-// transformer block, and the image tower (patch ViT or MLP) built from them. models/tinyclip
+// transformer block, and the image tower (patch ViT or MLP) built from them. models/judges/tinyclip
 // reuses them for its image and text towers.
 
 // Tower kinds.

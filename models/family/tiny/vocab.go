@@ -15,7 +15,7 @@ const MaxLength = 32
 
 // vocab is the tiny family's word vocabulary: the specials, then every word the template
 // captioner and the tiny prompt sets can produce (regenerate with
-// `go test ./models/tiny -run TestVocabFile -update`).
+// `go test ./models/family/tiny -run TestVocabFile -update`).
 //
 //go:embed vocab.txt
 var vocab string

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/cocoflow/cocoflow/models/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // savedFiles trains and saves a tiny model and returns it with the files of its folder.
