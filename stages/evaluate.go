@@ -48,7 +48,7 @@ type evaluateParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[evaluateParams]{
 		Name:    "evaluate",
 		Version: "1",
 		Doc: "The paper's evaluation protocol (§4.2): identities = subject codes, each generated " +
@@ -56,7 +56,6 @@ func init() {
 			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +
 			"generator (no_code row, grouped by prompt and identity slot). Scores Face Sim, Face Div, " +
 			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities.",
-		Params: pipeline.ParamsOf[evaluateParams](),
 		Inputs: []pipeline.Port{
 			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
 			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
@@ -66,11 +65,8 @@ func init() {
 			{Name: "scores", Doc: "per-image embeddings and CLIP-T", Schema: EvalScoreRow{}},
 			{Name: "metrics", Doc: "one row per method and metric", Schema: MetricRow{}},
 		},
-		Models: func(params any) (map[string]string, error) {
-			return params.(*evaluateParams).models()
-		},
-		Check: func(params any) error {
-			p := params.(*evaluateParams)
+		Models: (*evaluateParams).models,
+		Check: func(p *evaluateParams) error {
 			for _, m := range p.Methods {
 				if m != "dataset" && m != "no_code" && m != "cocoins" {
 					return fmt.Errorf("methods: unknown method %q (dataset, no_code, cocoins)", m)
@@ -87,11 +83,7 @@ func init() {
 			_, err := loadPromptSet(p.PromptSet)
 			return err
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runEvaluate(ctx, job, params.(*evaluateParams))
-			}), nil
-		},
+		Run: runEvaluate,
 	})
 }
 

@@ -56,7 +56,7 @@ type GeneratedRow struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[generateParams]{
 		Name:    "generate",
 		Version: "1",
 		Doc: "Generates images for prompts x subject codes x seeds with DDIM and classifier-free " +
@@ -64,16 +64,11 @@ func init() {
 			"trained mapper to a pseudo-word inserted before a concept word; several codes per prompt " +
 			"instantiate several subjects. Writes image shards and a contact sheet (rows = codes, " +
 			"columns = prompts x seeds).",
-		Params:  pipeline.ParamsOf[generateParams](),
 		Inputs:  []pipeline.Port{{Name: "mapper", Doc: "train.mapper (needed when codes are given)", Optional: true}},
 		Outputs: []pipeline.Port{{Name: "images", Doc: "one row per image", Schema: GeneratedRow{}}},
 		Sharded: true,
-		Models: func(params any) (map[string]string, error) {
-			p := params.(*generateParams)
-			return family.Models(p.Family, p.ModelDir)
-		},
-		Check: func(params any) error {
-			p := params.(*generateParams)
+		Models:  func(p *generateParams) (map[string]string, error) { return family.Models(p.Family, p.ModelDir) },
+		Check: func(p *generateParams) error {
 			if len(p.Prompts) == 0 && p.PromptFile == "" && p.PromptSet == "" {
 				return fmt.Errorf("no prompts: give prompts, prompt_file or prompt_set")
 			}
@@ -82,11 +77,7 @@ func init() {
 			}
 			return nil
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runGenerate(ctx, job, params.(*generateParams))
-			}), nil
-		},
+		Run: runGenerate,
 	})
 }
 

@@ -29,27 +29,21 @@ type ingestParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[ingestParams]{
 		Name:    "ingest",
 		Version: "2", // 2: synthfaces draws class-typed hair and smaller, lower children
 		Doc: "Reads a dataset into image shards: the procedural synthfaces/synthpets worlds (rendered " +
 			"from the run seed, with identities, attributes, scenes and exact masks) or real CelebA / " +
 			"AFHQ folders as distributed. Images are stored as PNG bytes (real JPEGs stay JPEG when not resized).",
-		Params:  pipeline.ParamsOf[ingestParams](),
 		Outputs: []pipeline.Port{{Name: "images", Doc: "one row per image", Schema: ImageRow{}}},
 		Sharded: true,
-		Check: func(params any) error {
-			p := params.(*ingestParams)
+		Check: func(p *ingestParams) error {
 			if (p.Dataset == "celeba" || p.Dataset == "afhq") && p.Root == "" {
 				return fmt.Errorf("dataset %s needs root: the folder holding it", p.Dataset)
 			}
 			return nil
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runIngest(ctx, job, params.(*ingestParams))
-			}), nil
-		},
+		Run: runIngest,
 	})
 }
 

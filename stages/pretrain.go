@@ -218,7 +218,7 @@ type GeneratorEval struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[pretrainParams]{
 		Name:    "pretrain",
 		Version: "1",
 		Doc: "Trains the tiny world's models from scratch on prep's output: the tiny latent diffusion " +
@@ -229,7 +229,6 @@ func init() {
 			"Each model checkpoints in <stage>/<model>/checkpoints and resumes; its final folder " +
 			"<stage>/<model>/final is what tools/install-weights.sh commits, and is not retrained while " +
 			"its fingerprint holds. Logs to <model>_log.csv and <model>_loss.png as training goes.",
-		Params: pipeline.ParamsOf[pretrainParams](),
 		Inputs: []pipeline.Port{
 			{Name: "images", Doc: "ingest output: images, identities, classes and splits"},
 			{Name: "latents", Doc: "encode latents (generator)", Optional: true},
@@ -240,12 +239,8 @@ func init() {
 			{Name: "models", Doc: "one row per trained model", Schema: PretrainedModelRow{}},
 			{Name: "log", Doc: "one row per model and step", Schema: PretrainLogRow{}},
 		},
-		Check: func(params any) error { return params.(*pretrainParams).check() },
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runPretrain(ctx, job, params.(*pretrainParams))
-			}), nil
-		},
+		Check: (*pretrainParams).check,
+		Run:   runPretrain,
 	})
 }
 

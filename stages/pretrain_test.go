@@ -299,13 +299,11 @@ func sameWeights(a, b map[string]map[string]string) bool {
 var testLatents []LatentRow
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
-		Name: "test-latent-rows", Version: "1", Params: pipeline.ParamsOf[struct{}](),
+	pipeline.Register(pipeline.Spec[struct{}]{
+		Name: "test-latent-rows", Version: "1",
 		Outputs: []pipeline.Port{{Name: "latents"}},
-		New: func(any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return pipeline.WriteRows(job, job.Output("latents"), testLatents, 100)
-			}), nil
+		Run: func(ctx context.Context, job *pipeline.Job, _ *struct{}) error {
+			return pipeline.WriteRows(job, job.Output("latents"), testLatents, 100)
 		},
 	})
 }

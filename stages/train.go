@@ -95,7 +95,7 @@ type MapperRow struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[trainParams]{
 		Name:    "train",
 		Version: "2", // 2: L_back of a same_prompt positive against P1; the log gained d_plain
 		Doc: "Trains the CoCoIns mapping network f contrastively through the frozen generator (paper " +
@@ -104,25 +104,16 @@ func init() {
 			"L_back (eqs. 7-9). Only f trains: the generator's weights are checked bit-identical " +
 			"afterwards. Checkpoints and resumes; logs every loss term, λ_neg and the gradient norm " +
 			"to log/, train_log.csv and train_loss.png.",
-		Params:  pipeline.ParamsOf[trainParams](),
 		Inputs:  []pipeline.Port{{Name: "triplets", Doc: "triplets output (split=train rows are used)"}},
 		Outputs: []pipeline.Port{{Name: "mapper", Doc: "the trained mapping network (one row)", Schema: MapperRow{}}, {Name: "log", Doc: "one row per step", Schema: TrainLogRow{}}},
-		Models: func(params any) (map[string]string, error) {
-			p := params.(*trainParams)
-			return family.Models(p.Family, p.ModelDir)
-		},
-		Check: func(params any) error {
-			p := params.(*trainParams)
+		Models:  func(p *trainParams) (map[string]string, error) { return family.Models(p.Family, p.ModelDir) },
+		Check: func(p *trainParams) error {
 			if p.TMin > p.TMax {
 				return fmt.Errorf("t_min %d is above t_max %d", p.TMin, p.TMax)
 			}
 			return p.options().Validate()
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runTrain(ctx, job, params.(*trainParams))
-			}), nil
-		},
+		Run: runTrain,
 	})
 }
 

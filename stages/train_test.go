@@ -154,13 +154,11 @@ stages:
 var testRows []TripletRow
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
-		Name: "test-rows", Version: "1", Params: pipeline.ParamsOf[struct{}](),
+	pipeline.Register(pipeline.Spec[struct{}]{
+		Name: "test-rows", Version: "1",
 		Outputs: []pipeline.Port{{Name: "rows"}},
-		New: func(any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return pipeline.WriteRows(job, job.Output("rows"), testRows, 100)
-			}), nil
+		Run: func(ctx context.Context, job *pipeline.Job, _ *struct{}) error {
+			return pipeline.WriteRows(job, job.Output("rows"), testRows, 100)
 		},
 	})
 }
