@@ -8,7 +8,6 @@ import (
 	"image/draw"
 	"maps"
 	"math"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -175,6 +174,9 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		}
 		return rows, nil
 	})
+	if gen != nil {
+		gen.close()
+	}
 	if err != nil {
 		return err
 	}
@@ -208,19 +210,6 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		job.Record(m.Method+"."+m.Metric, m.Value)
 	}
 	return pipeline.WriteRows(job, job.Output("metrics"), table, 0)
-}
-
-// readShards reads back the n shards a stage has just written to out.
-func readShards[T any](out *pipeline.Output, n int) ([]T, error) {
-	var rows []T
-	for i := range n {
-		r, err := pipeline.ReadFile[T](filepath.Join(out.Dir, pipeline.ShardName(i)))
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, r...)
-	}
-	return rows, nil
 }
 
 // promptsBySubject groups a set's prompts by subject, keeping the set's order, restricted to

@@ -172,34 +172,6 @@ func overlayJSON(dst any, text, param string) error {
 	return nil
 }
 
-// PretrainedModelRow is one trained model (output "models" of pretrain): the files of its saved
-// folder, which the model package's Load reads back, and its held-out evaluation.
-type PretrainedModelRow struct {
-	Name        string             `parquet:"name"`        // generator, face or clip
-	Config      string             `parquet:"config"`      // the architecture as JSON (tiny.Config, tinyface.Config, tinyclip.Config)
-	Files       []PretrainFileItem `parquet:"files,list"`  // the saved folder: config.json and checkpoint.bin
-	Eval        string             `parquet:"eval"`        // evaluation on the held-out split as JSON ("{}" when none)
-	Steps       int32              `parquet:"steps"`       // optimizer steps
-	Fingerprint string             `parquet:"fingerprint"` // what made the model: params, seed, input contents
-}
-
-// PretrainFileItem is one file of a saved model folder.
-type PretrainFileItem struct {
-	Name   string `parquet:"name"`   // file name inside the folder
-	Data   []byte `parquet:"data"`   // content
-	SHA256 string `parquet:"sha256"` // hex sha256 of Data
-}
-
-// PretrainLogRow is one optimizer step of one model (output "log" of pretrain).
-type PretrainLogRow struct {
-	Model      string  `parquet:"model"`       // generator, face or clip
-	Step       int32   `parquet:"step"`        // 0-based
-	Loss       float32 `parquet:"loss"`        // the training loss of the step's batch
-	Metric     float32 `parquet:"metric"`      // the extra metric named by MetricName
-	MetricName string  `parquet:"metric_name"` // eps_mse (generator: unweighted ε-MSE), accuracy (face, clip: batch accuracy)
-	Seconds    float32 `parquet:"seconds"`     // wall time since the (re)start of the model's training
-}
-
 // GeneratorEval is the held-out evaluation of the tiny generator: the ε-prediction MSE on
 // held-out latents at uniform timesteps, with each latent's caption and with the empty caption.
 type GeneratorEval struct {

@@ -71,29 +71,6 @@ func (p *trainParams) options() cocoins.Options {
 	return o
 }
 
-// TrainLogRow is one optimizer step of the train stage (output "log").
-type TrainLogRow struct {
-	Step      int32   `parquet:"step"`
-	Loss      float32 `parquet:"loss"`       // L (eq. 9)
-	Con       float32 `parquet:"l_con"`      // L_con (eq. 7)
-	Pos       float32 `parquet:"d_pos"`      // D(x̂*, x̂+): falls below d_plain as codes become consistent
-	Neg       float32 `parquet:"d_neg"`      // D(x̂*, x̂−): held up by the negative term
-	Plain     float32 `parquet:"d_plain"`    // D(x̂1, x̂2), the plain generator's positive distance on the same batch
-	Back      float32 `parquet:"l_back"`     // L_back (eq. 8)
-	LambdaNeg float32 `parquet:"lambda_neg"` // λ_neg of the step
-	GradNorm  float32 `parquet:"grad_norm"`  // global gradient norm before clipping
-	Seconds   float32 `parquet:"seconds"`    // wall time since the (re)start
-}
-
-// MapperRow is a trained mapping network (output "mapper"): its config and weights, so that
-// generation anywhere maps a code to the same pseudo-word.
-type MapperRow struct {
-	Family  string `parquet:"family"`
-	Config  string `parquet:"config"`  // mapper.Config as JSON
-	Weights []byte `parquet:"weights"` // engine checkpoint of the mapper's variables
-	Steps   int32  `parquet:"steps"`
-}
-
 func init() {
 	pipeline.Register(pipeline.Spec[trainParams]{
 		Name:    "train",
