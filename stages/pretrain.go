@@ -51,7 +51,7 @@ type pretrainParams struct {
 	GeneratorLR            float64  `param:"generator_lr" default:"0.002" min:"0" doc:"generator: peak learning rate (AdamW, warm-up then cosine decay)"`
 	GeneratorWarmup        int      `param:"generator_warmup" default:"100" min:"1" doc:"generator: linear warm-up steps"`
 	GeneratorSNRFloor      float64  `param:"generator_snr_floor" default:"1" min:"0" doc:"generator: lower bound of the x̂₀ loss weight under Min-SNR-5 (tiny.PretrainOptions.SNRFloor; 0: plain Min-SNR)"`
-	GeneratorSubjectWeight float64  `param:"generator_subject_weight" default:"1" min:"0" doc:"generator: ε-MSE weight of latent cells on the subject (encode's latent-resolution mask) relative to the background, scaled to mean 1 per latent (1: uniform; tiny.PretrainOptions.SubjectWeight)"`
+	GeneratorSubjectWeight float64  `param:"generator_subject_weight" default:"1" min:"0" doc:"generator: ε-MSE weight of latent cells on the subject (encode's latent-resolution mask) relative to the background, scaled to mean 1 per latent (> 0; 1: uniform; tiny.PretrainOptions.SubjectWeight)"`
 	GeneratorInit          string   `param:"generator_init" doc:"generator: folder of a saved generator (a pretrain run's generator/final, or models/family/tiny/weights) to fine-tune: the weights under generator_init_scopes start from it (\"\": random initialisation)"`
 	GeneratorInitScopes    []string `param:"generator_init_scopes" default:"dit" enum:"text,dit" doc:"generator: which parts start from generator_init: text (the text encoder), dit (the denoiser)"`
 	GeneratorEvalSamples   int      `param:"generator_eval_samples" default:"256" min:"0" doc:"generator: held-out latents of the ε-MSE evaluation (0: none)"`
@@ -89,11 +89,18 @@ func (p *pretrainParams) generatorConfig() (tiny.Config, error) {
 	return cfg, nil
 }
 
-// generatorOptions returns the generator's pretraining options (without the checkpoint folder).
-func (p *pretrainParams) generatorOptions(seed uint64) tiny.PretrainOptions {
-	return tiny.PretrainOptions{Steps: p.GeneratorSteps, BatchSize: p.GeneratorBatch, LearningRate: p.GeneratorLR,
-		WarmupSteps: p.GeneratorWarmup, SNRFloor: p.GeneratorSNRFloor, SubjectWeight: p.GeneratorSubjectWeight, Seed: seed,
-		CheckpointEvery: p.CheckpointEvery}
+// generatorOptions returns tiny.DefaultPretrainOptions with this stage's steps, batch,
+// learning rate, warm-up, SNR floor, subject weight and seed (without the checkpoint folder),
+// validated.
+func (p *pretrainParams) generatorOptions(seed uint64) (tiny.PretrainOptions, error) {
+	o := tiny.DefaultPretrainOptions()
+	o.Steps, o.BatchSize, o.LearningRate, o.WarmupSteps = p.GeneratorSteps, p.GeneratorBatch, p.GeneratorLR, p.GeneratorWarmup
+	o.SNRFloor, o.SubjectWeight, o.Seed = p.GeneratorSNRFloor, p.GeneratorSubjectWeight, seed
+	o.CheckpointEvery = p.CheckpointEvery
+	if err := o.Validate(); err != nil {
+		return o, fmt.Errorf("generator: %w", err)
+	}
+	return o, nil
 }
 
 // faceOptions returns tinyface.DefaultOptions with this stage's architecture, steps, batch,
@@ -146,6 +153,9 @@ func (p *pretrainParams) check() error {
 		}
 	}
 	if _, err := p.generatorConfig(); err != nil {
+		return err
+	}
+	if _, err := p.generatorOptions(1); err != nil {
 		return err
 	}
 	if _, err := p.faceOptions(1); err != nil {
@@ -608,7 +618,10 @@ func pretrainTheGenerator(ctx context.Context, job *pipeline.Job, p *pretrainPar
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}
-	opt := p.generatorOptions(job.Seed)
+	opt, err := p.generatorOptions(job.Seed)
+	if err != nil {
+		return PretrainedModelRow{}, nil, err
+	}
 	settings := map[string]any{"config": cfg, "steps": opt.Steps, "batch": opt.BatchSize, "lr": opt.LearningRate, "warmup": opt.WarmupSteps,
 		"snr_floor": opt.SNRFloor}
 	if opt.WeighsSubject() { // absent when uniform, so that earlier runs keep their fingerprints

@@ -403,10 +403,17 @@ func TestPretrainDefaultsAreThePackagesDefaults(t *testing.T) {
 	if !jsonEqual(t, gen, tiny.DefaultConfig(tok.VocabSize())) {
 		t.Errorf("generator config %+v is not tiny.DefaultConfig", gen)
 	}
-	// tiny keeps its defaults unexported; its learning-rate schedule shows steps, peak and warm-up.
-	opt, zero := p.generatorOptions(1), tiny.PretrainOptions{}
+	// The learning-rate schedule shows steps, peak, decay and warm-up.
+	opt, err := p.generatorOptions(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := tiny.DefaultPretrainOptions()
+	if opt.BatchSize != def.BatchSize {
+		t.Errorf("generator batch %d, the package default %d", opt.BatchSize, def.BatchSize)
+	}
 	for _, k := range []int{0, 50, 99, 100, 1000, 1999, 2500} {
-		if a, b := opt.LearningRateAt(k), zero.LearningRateAt(k); toF32(a) != toF32(b) {
+		if a, b := opt.LearningRateAt(k), def.LearningRateAt(k); toF32(a) != toF32(b) {
 			t.Errorf("generator learning rate at step %d: %g, the package default %g", k, a, b)
 		}
 	}

@@ -32,7 +32,9 @@ func smallTiny(t testing.TB) *tiny.Generator {
 		data.Latents = append(data.Latents, lat)
 		data.Captions = append(data.Captions, [][]int32{tok.Encode([]string{"a man", "a woman at the beach"}[i%2]).IDs})
 	}
-	g, err := tiny.Pretrain(context.Background(), cfg, data, tiny.PretrainOptions{Steps: 4, BatchSize: 4, LearningRate: 0.05, WarmupSteps: 1, EMADecay: -1}, nil)
+	opt := tiny.DefaultPretrainOptions()
+	opt.Steps, opt.BatchSize, opt.LearningRate, opt.WarmupSteps, opt.EMADecay = 4, 4, 0.05, 1, 0
+	g, err := tiny.Pretrain(context.Background(), cfg, data, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
