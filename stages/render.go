@@ -14,8 +14,8 @@ import (
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/datasets/prompts"
+	"github.com/cocoflow/cocoflow/models/cocoins"
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/mapper"
 	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
@@ -32,7 +32,7 @@ type genItem struct {
 type generator struct {
 	g        family.Generator
 	tok      text.Tokenizer
-	mapper   *mapper.Mapper
+	mapper   *cocoins.Mapper
 	concepts []string
 	sampler  *family.Sampler
 	// mu serialises render: the stages run shards concurrently, but the mapper and the sampler
@@ -75,7 +75,7 @@ func (gen *generator) close() {
 }
 
 // loadMapper reads a train stage's mapper dataset into ctx.
-func loadMapper(ds *pipeline.Dataset, ctx *mlctx.Context) (*mapper.Mapper, error) {
+func loadMapper(ds *pipeline.Dataset, ctx *mlctx.Context) (*cocoins.Mapper, error) {
 	rows, err := pipeline.ReadAll[MapperRow](ds)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func loadMapper(ds *pipeline.Dataset, ctx *mlctx.Context) (*mapper.Mapper, error
 	if len(rows) != 1 {
 		return nil, fmt.Errorf("%s: want one mapper row, found %d", ds.Dir, len(rows))
 	}
-	return mapper.Load(ctx, []byte(rows[0].Config), rows[0].Weights, ds.Dir)
+	return cocoins.LoadMapper(ctx, []byte(rows[0].Config), rows[0].Weights, ds.Dir)
 }
 
 // conceptPositions returns the token positions of the first n concept words of the prompt
@@ -131,7 +131,7 @@ func (gen *generator) render(items []genItem) ([]image.Image, [][]string, error)
 		}
 		positions[i], concepts[i] = pos, words
 		for _, c := range it.Codes {
-			z = append(z, mapper.Code(uint64(c), gen.mapper.Config.CodeDim))
+			z = append(z, cocoins.Code(uint64(c), gen.mapper.Config.CodeDim))
 		}
 	}
 	pseudo, err := gen.mapper.Map(z) // nil when no item has codes

@@ -137,7 +137,7 @@ type TrainLogRow struct {
 // generation anywhere maps a code to the same pseudo-word.
 type MapperRow struct {
 	Family  string `parquet:"family"`
-	Config  string `parquet:"config"`  // mapper.Config as JSON
+	Config  string `parquet:"config"`  // cocoins.MapperConfig as JSON
 	Weights []byte `parquet:"weights"` // engine checkpoint of the mapper's variables
 	Steps   int32  `parquet:"steps"`
 }
