@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cocoflow/cocoflow/datasets/phrases"
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
 	"github.com/cocoflow/cocoflow/models/text"
 )
@@ -191,7 +192,7 @@ func newPlan(r Request, counts []float64) (*plan, error) {
 		}
 		p.extras = genericExtras
 	}
-	p.scenes = scenePhrases(scene)
+	p.scenes = phrases.Scene(scene)
 	keys := map[string]bool{}
 	for i, f := range facets {
 		ph := f.say(r.Attributes, class)
@@ -310,7 +311,7 @@ func (p *plan) compose(rng *rand.Rand) (Caption, []string) {
 	if len(pres) > 0 {
 		first = pres[0]
 	}
-	b.WriteString(article(first) + " ")
+	b.WriteString(phrases.Article(first) + " ")
 	for _, w := range pres {
 		b.WriteString(w + " ")
 	}
@@ -413,7 +414,7 @@ func (t *Template) Lexicon() []string {
 		add(e)
 	}
 	for _, s := range synthfaces.Scenes {
-		for _, ph := range scenePhrases(s) {
+		for _, ph := range phrases.Scene(s) {
 			add(ph)
 		}
 	}
