@@ -25,11 +25,11 @@ type scorer struct {
 
 // newScorer loads the metric models named by p, or the committed tiny ones.
 func newScorer(p *evaluateParams) (*scorer, error) {
-	face, err := loadFace(p.FaceModel)
+	face, err := committedOr(p.FaceModel, tinyface.Load, tinyface.LoadDefault)
 	if err != nil {
 		return nil, err
 	}
-	clip, err := loadCLIP(p.CLIPModel)
+	clip, err := committedOr(p.CLIPModel, tinyclip.Load, tinyclip.LoadDefault)
 	if err != nil {
 		return nil, err
 	}
@@ -181,18 +181,10 @@ func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, se
 	return out, nil
 }
 
-// loadFace loads the identity encoder of dir, or the committed tiny one.
-func loadFace(dir string) (*tinyface.Model, error) {
+// committedOr loads the model in dir with load, or the committed one when dir is "".
+func committedOr[M any](dir string, load func(dir string) (M, error), committed func() (M, error)) (M, error) {
 	if dir == "" {
-		return tinyface.LoadDefault()
+		return committed()
 	}
-	return tinyface.Load(dir)
-}
-
-// loadCLIP loads the CLIP model of dir, or the committed tiny one.
-func loadCLIP(dir string) (*tinyclip.Model, error) {
-	if dir == "" {
-		return tinyclip.LoadDefault()
-	}
-	return tinyclip.Load(dir)
+	return load(dir)
 }

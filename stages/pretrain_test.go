@@ -26,22 +26,7 @@ import (
 func pretrainPrep(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	_, err := runConfig(t, dir, `name: p
-seed: 5
-stages:
-  - id: ingest
-    uses: ingest
-    with: {identities: 12, images_per_identity: 3, test_fraction: 0.3, shard_size: 16}
-  - id: caption
-    uses: caption
-    inputs: {images: ingest}
-  - id: mask
-    uses: mask
-    inputs: {images: ingest}
-  - id: encode
-    uses: encode
-    inputs: {images: ingest, captions: caption, masks: mask}
-`)
+	_, err := runConfig(t, dir, prepConfig("name: p\nseed: 5", "{identities: 12, images_per_identity: 3, test_fraction: 0.3, shard_size: 16}", false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,15 +279,7 @@ func sameWeights(a, b map[string]map[string]string) bool {
 // testLatents is what the test-latent-rows kind writes: a way to hand pretrain bad latents.
 var testLatents []LatentRow
 
-func init() {
-	pipeline.Register(pipeline.Spec[struct{}]{
-		Name: "test-latent-rows", Version: "1",
-		Outputs: []pipeline.Port{{Name: "latents"}},
-		Run: func(ctx context.Context, job *pipeline.Job, _ *struct{}) error {
-			return pipeline.WriteRows(job, job.Output("latents"), testLatents, 100)
-		},
-	})
-}
+func init() { registerRows("test-latent-rows", "latents", &testLatents) }
 
 func TestPretrainRejectsBadInput(t *testing.T) {
 	prep := pretrainPrep(t)

@@ -168,8 +168,8 @@ func newPlan(r Request, counts []float64) (*plan, error) {
 	var facets []facet
 	switch vocab {
 	case vocabSynthfaces:
-		if err := checkSynthfaces(r.Attributes); err != nil {
-			return nil, err
+		if k, bad := badAttribute(r.Attributes, synthfacesKeys, func(k, v string) bool { return slices.Contains(synthfaces.Values(k), v) }); bad {
+			return nil, fmt.Errorf("attribute %s: want one of %s, got %q", k, strings.Join(synthfaces.Values(k), ", "), r.Attributes[k])
 		}
 		if scene == "" {
 			scene = r.Attributes["scene"]
@@ -182,8 +182,8 @@ func newPlan(r Request, counts []float64) (*plan, error) {
 		}
 		facets = synthfacesFacets
 	case vocabCelebA:
-		if err := checkCelebA(r.Attributes); err != nil {
-			return nil, err
+		if k, bad := badAttribute(r.Attributes, celebaNames, func(_, v string) bool { return v == celebaTrue || v == "-1" }); bad {
+			return nil, fmt.Errorf("attribute %s: want \"1\" or \"-1\", got %q", k, r.Attributes[k])
 		}
 		facets = celebaFacets
 	default:
@@ -241,39 +241,22 @@ func detectVocabulary(a map[string]string) (vocabulary, error) {
 	return vocabNone, nil
 }
 
-// checkSynthfaces reports the first synthfaces attribute (in key order) whose value is not one
-// of synthfaces.Values(key).
-func checkSynthfaces(a map[string]string) error {
+// badAttribute returns the first attribute of a that known names (in key order) whose value
+// allowed rejects, and whether there is one.
+func badAttribute(a map[string]string, known map[string]bool, allowed func(key, value string) bool) (string, bool) {
 	keys := make([]string, 0, len(a))
 	for k := range a {
-		if synthfacesKeys[k] {
+		if known[k] {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if allowed := synthfaces.Values(k); !slices.Contains(allowed, a[k]) {
-			return fmt.Errorf("attribute %s: want one of %s, got %q", k, strings.Join(allowed, ", "), a[k])
+		if !allowed(k, a[k]) {
+			return k, true
 		}
 	}
-	return nil
-}
-
-// checkCelebA reports the first CelebA attribute (in name order) whose value is not "1" or "-1".
-func checkCelebA(a map[string]string) error {
-	keys := make([]string, 0, len(a))
-	for k := range a {
-		if celebaNames[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if v := a[k]; v != celebaTrue && v != "-1" {
-			return fmt.Errorf("attribute %s: want \"1\" or \"-1\", got %q", k, v)
-		}
-	}
-	return nil
+	return "", false
 }
 
 // compose draws one caption and returns it with the attribute keys it reveals.
