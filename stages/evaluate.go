@@ -29,7 +29,7 @@ type evaluateParams struct {
 	Family   string  `param:"family" default:"tiny" doc:"model family of the generator"`
 	ModelDir string  `param:"model_dir" doc:"the family's model folder (\"\" for its built-in default)"`
 	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
-	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
+	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 
 	FaceModel  string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
 	CLIPModel  string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
@@ -44,7 +44,7 @@ type evaluateParams struct {
 func init() {
 	pipeline.Register(pipeline.Spec[evaluateParams]{
 		Name:    "evaluate",
-		Version: "1",
+		Version: "2", // 2: guidance 0 samples unconditionally (it sampled with guidance 4)
 		Doc: "The paper's evaluation protocol (§4.2): identities = subject codes, each generated " +
 			"samples_per_identity times (other seeds; other prompts of its subject for free-form sets); " +
 			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +

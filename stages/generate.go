@@ -26,7 +26,7 @@ type generateParams struct {
 	NoCode         bool     `param:"no_code" default:"false" doc:"also generate every prompt without a pseudo-word (the plain generator)"`
 	Seeds          []int    `param:"seeds" default:"0,1,2,3" doc:"noise seeds: each (prompt, codes) is generated once per seed"`
 	Steps          int      `param:"steps" default:"20" min:"1" doc:"DDIM steps"`
-	Guidance       float64  `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
+	Guidance       float64  `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 	Eta            float64  `param:"eta" default:"0" min:"0" max:"1" doc:"DDIM η (0: deterministic sampling)"`
 	Concepts       []string `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words codes attach to"`
 	Batch          int      `param:"batch" default:"16" min:"1" fingerprint:"-" doc:"images per sampler batch"`
@@ -37,7 +37,7 @@ type generateParams struct {
 func init() {
 	pipeline.Register(pipeline.Spec[generateParams]{
 		Name:    "generate",
-		Version: "1",
+		Version: "2", // 2: guidance 0 samples unconditionally (it sampled with guidance 4)
 		Doc: "Generates images for prompts x subject codes x seeds with DDIM and classifier-free " +
 			"guidance, deterministically for a seed. A code z (from its integer seed) goes through the " +
 			"trained mapper to a pseudo-word inserted before a concept word; several codes per prompt " +

@@ -66,7 +66,7 @@ func (p *trainParams) options() cocoins.TrainOptions {
 func init() {
 	pipeline.Register(pipeline.Spec[trainParams]{
 		Name:    "train",
-		Version: "2", // 2: L_back of a same_prompt positive against P1; the log gained d_plain
+		Version: "3", // 2: L_back of a same_prompt positive against P1; the log gained d_plain. 3: std_scale 0 means 0 (it meant 1)
 		Doc: "Trains the CoCoIns mapping network f contrastively through the frozen generator (paper " +
 			"§3.2-3.3): per triplet it samples codes z1, z2, noises ε1, ε2 and a timestep, builds " +
 			"e*, e+, e− (eq. 5) and x_t*, x_t+, x_t− (eq. 6), and minimises L = λ_con L_con + λ_back " +
