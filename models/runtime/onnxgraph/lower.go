@@ -48,12 +48,13 @@ const (
 	rwGelu         = "Gelu -> erf/tanh form"
 	rwResize       = "Resize nearest, integer scales -> Reshape/Expand/Reshape"
 	rwArgMax       = "ArgMax/ArgMin -> comparisons and CumSum"
+	rwGatherND     = "GatherND -> Gather on flattened leading axes"
 	rwEmptyConcat  = "Concat: statically empty inputs dropped (flatten's Slice(Shape, 0:0))"
 	rwNegGather    = "Gather: constant negative indices normalised (chunk's Gather(Shape, -1))"
 )
 
 var rewriteOrder = []string{rwFloat16, rwConstAttr, rwSplitAttr, rwConvAttrs, rwDropout, rwInstanceNorm, rwGroupNorm,
-	rwSigmoid, rwGelu, rwResize, rwArgMax, rwEmptyConcat, rwNegGather}
+	rwSigmoid, rwGelu, rwResize, rwArgMax, rwGatherND, rwEmptyConcat, rwNegGather}
 
 // Lower rewrites m's main graph in place into ops onnx-gomlx v0.3.4 converts correctly, and
 // returns the rewrites applied (none for a graph that needs none). The rewrites:
@@ -65,7 +66,9 @@ var rewriteOrder = []string{rwFloat16, rwConstAttr, rwSplitAttr, rwConvAttrs, rw
 //   - Sigmoid becomes 0.5·tanh(x/2)+0.5, Gelu its erf or tanh formula;
 //   - Resize with mode nearest and integer scale factors (torch's F.interpolate(scale_factor=2,
 //     mode="nearest"): asymmetric/floor) becomes Reshape -> Expand -> Reshape;
-//   - ArgMax and ArgMin (CLIP's EOS pooling) become pairwise comparisons and CumSums;
+//   - ArgMax and ArgMin (CLIP's EOS pooling) become pairwise comparisons and CumSums, and
+//     GatherND (batch_dims 0, how newer exporters may write x[arange(B), eos]) a Gather on the
+//     flattened leading axes;
 //   - Concat inputs that are statically empty (flatten()'s Slice(Shape(x), 0:0), which makes the
 //     pure-Go backend panic) are dropped;
 //   - Gather with constant negative indices (chunk's Gather(Shape(x), -1), which onnx-gomlx uses
@@ -211,6 +214,8 @@ func (l *lowering) lowerNode(n *Node, depth int) ([]*Node, error) {
 		out, name, err = l.resize(n)
 	case "ArgMax", "ArgMin":
 		out, name, err = l.argMax(n)
+	case "GatherND":
+		out, name, err = l.gatherND(n)
 	case "Concat":
 		out, name, err = l.emptyConcat(n)
 	case "Gather":
@@ -869,6 +874,70 @@ func (l *lowering) argMax(n *Node) ([]*Node, string, error) {
 	}
 	b.opTo("Gather", []string{sum, idx}, n.Outputs[:1], intAttr("axis", axis))
 	return b.nodes, rwArgMax, nil
+}
+
+// gatherND: y[i..] = data[idx[i.., 0], …, idx[i.., k−1], rest..] becomes a Gather along axis 0
+// of data reshaped to [d₀·…·d_{k−1}, rest..] at the row-major linear index Σⱼ idxⱼ·strideⱼ
+// (negative indices counted from the end); k, the indices' last dimension, must be known.
+func (l *lowering) gatherND(n *Node) ([]*Node, string, error) {
+	if attrInt(n, "batch_dims", 0) != 0 {
+		return nil, "", fmt.Errorf("GatherND with batch_dims > 0 cannot be imported")
+	}
+	data, indices := n.Inputs[0], n.Inputs[1]
+	dims, ok := l.shapeOf(indices)
+	if !ok || len(dims) == 0 || dims[len(dims)-1].Value <= 0 {
+		return nil, "", fmt.Errorf("GatherND needs the last dimension of its indices %q in the model (value_info)", indices)
+	}
+	k := dims[len(dims)-1].Value
+	b := l.builder(n)
+	shape := b.op("Shape", []string{data})
+	idx := indices
+	if dt := l.types[indices]; dt != Int64 {
+		idx = b.cast(indices, Int64)
+	}
+	zero := b.scalarInt(0)
+	var linear, stride string
+	for j := k - 1; j >= 0; j-- {
+		ij := b.op("Gather", []string{idx, b.scalarInt(j)}, intAttr("axis", -1))
+		dj := b.squeeze(b.slice1(shape, j, j+1), 0)
+		ij = b.op("Where", []string{b.op("Less", []string{ij, zero}), b.op("Add", []string{ij, dj}), ij})
+		term := ij
+		if stride != "" {
+			term = b.op("Mul", []string{ij, stride})
+		}
+		if linear == "" {
+			linear = term
+		} else {
+			linear = b.op("Add", []string{linear, term})
+		}
+		if stride == "" {
+			stride = dj
+		} else {
+			stride = b.op("Mul", []string{stride, dj})
+		}
+	}
+	flat := b.op("Reshape", []string{data, b.op("Concat", []string{b.ints(-1), b.slice1(shape, k, math.MaxInt32)}, intAttr("axis", 0))})
+	b.opTo("Gather", []string{flat, linear}, n.Outputs[:1], intAttr("axis", 0))
+	return b.nodes, rwGatherND, nil
+}
+
+// shapeOf returns a value's recorded dimensions: graph inputs, value_info, constants.
+func (l *lowering) shapeOf(name string) ([]Dim, bool) {
+	if t, ok := l.constant(name); ok {
+		dims := make([]Dim, len(t.Dims))
+		for i, d := range t.Dims {
+			dims[i] = Dim{Value: d}
+		}
+		return dims, true
+	}
+	for _, list := range [][]*ValueInfo{l.g.Inputs, l.g.ValueInfo, l.g.Outputs} {
+		for _, v := range list {
+			if v.Name == name {
+				return v.Shape()
+			}
+		}
+	}
+	return nil, false
 }
 
 // staticallyEmpty reports whether name is a 1-D value with no elements whatever the model's
