@@ -323,7 +323,7 @@ func loadWeight(backend backends.Backend, t *onnxgraph.Tensor, files *onnxgraph.
 		dims[i] = int(d)
 	}
 	shape := shapes.Make(dt, dims...)
-	if backend.HasSharedBuffers() && shape.Size() > 0 {
+	if useSharedBuffers(backend) && shape.Size() > 0 {
 		buf, flat, err := backend.NewSharedBuffer(0, shape)
 		if err != nil {
 			return nil, fmt.Errorf("initializer %q: %w", t.Name, err)
@@ -351,6 +351,10 @@ func loadWeight(backend backends.Backend, t *onnxgraph.Tensor, files *onnxgraph.
 	value.FinalizeLocal()
 	return value, nil
 }
+
+// useSharedBuffers reports whether weights are read into shared buffers on backend; tests turn
+// it off to run the path of backends without them (XLA on a GPU).
+var useSharedBuffers = func(b backends.Backend) bool { return b.HasSharedBuffers() }
 
 // flatBytes views a flat Go slice of numbers ([]float32, []int64, ...) as its bytes.
 func flatBytes(flat any) []byte {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -416,6 +417,35 @@ func TestImportExternalData(t *testing.T) {
 		t.Errorf("weight bytes %d (external) vs %d (inline)", ext.WeightBytes, inline.WeightBytes)
 	}
 	t.Logf("%d of %d weights external, %d bytes in all", external, len(ext.graph.Graph.Initializers), ext.WeightBytes)
+}
+
+// TestImportWithoutSharedBuffers loads the weights as on a backend without shared buffers (XLA
+// on a GPU): through a host tensor moved to the device and then released. The outputs must be
+// the same, bit for bit.
+func TestImportWithoutSharedBuffers(t *testing.T) {
+	ref := readImportRef(t, "unet_ref.json")
+	imp, err := ImportONNX(filepath.Join(importDir, "unet_ext", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := runImport(t, imp, context.New(), refInputs(t, ref, imp), nil)
+	defer func(f func(backends.Backend) bool) { useSharedBuffers = f }(useSharedBuffers)
+	useSharedBuffers = func(backends.Backend) bool { return false }
+	ctx := context.New()
+	copied := runImport(t, imp, ctx, refInputs(t, ref, imp), nil)
+	if !slices.Equal(shared.outputs["out_sample"], copied.outputs["out_sample"]) {
+		t.Errorf("outputs differ by %g", maxRelDiff(shared.outputs["out_sample"], copied.outputs["out_sample"]))
+	}
+	for _, v := range imp.Variables(ctx) {
+		value, err := v.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if value.HasLocal() {
+			t.Errorf("weight %s keeps its host copy", v.Name())
+			break
+		}
+	}
 }
 
 // TestImportFloat16 imports an fp16 export as float32; it must compute what torch computes in
