@@ -183,7 +183,7 @@ func opCases() []opCase {
 			consts: []*onnxgraph.Tensor{i64("idx", nil, -1)}, want: [][]float64{{4, 5, 6}}, rewrite: "Gather:"},
 		{name: "GatherND pooling", opset: 13, op: "GatherND", x: x24, xDims: []int64{2, 4, 3},
 			consts: []*onnxgraph.Tensor{i64("idx", []int64{2, 2}, 0, 3, 1, -2)},
-			want: [][]float64{append(slices.Clone(x24[9:12]), x24[18:21]...)}, rewrite: "GatherND"},
+			want:   [][]float64{append(slices.Clone(x24[9:12]), x24[18:21]...)}, rewrite: "GatherND"},
 		{name: "Concat of an empty constant", opset: 13, op: "Concat", attrs: []*onnxgraph.Attr{iAttr("axis", 0)},
 			x: x6, xDims: []int64{6}, consts: []*onnxgraph.Tensor{f32("empty", []int64{0})}, want: [][]float64{x6}, rewrite: "Concat:"},
 	}
