@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 )
 
 // The folder optimum-cli export onnx writes for an SDXL pipeline.
@@ -252,39 +253,38 @@ func readJSON(path string, v any) error {
 
 // checkExternalData checks that the external data files a model's initializers name exist
 // beside it and are long enough, so that a truncated download fails with a clear error
-// instead of ONNX Runtime's or the importer's. path names the model file.
-func checkExternalData(path string, m *onnxModel) error {
-	dir := filepath.Dir(path)
+// instead of ONNX Runtime's. path names the model file.
+func checkExternalData(path string, m *onnxgraph.Model) error {
 	need := map[string]int64{}
 	first := map[string]string{}
-	for _, t := range m.graph.inits {
-		if !t.isExternal() {
+	for _, t := range m.Graph.Initializers {
+		if !t.IsExternal() {
 			continue
 		}
-		loc := t.external["location"]
-		if loc == "" || filepath.IsAbs(loc) || strings.Contains(filepath.ToSlash(loc), "..") {
-			return fmt.Errorf("%s: weight %s has external data location %q, want a file name beside the model", path, t.name, loc)
+		file, err := t.ExternalFile()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		off, err1 := strconv.ParseInt(orDefault(t.external["offset"], "0"), 10, 64)
-		n, err2 := strconv.ParseInt(orDefault(t.external["length"], "-1"), 10, 64)
-		if err1 != nil || err2 != nil || off < 0 {
-			return fmt.Errorf("%s: weight %s: bad external data offset %q or length %q", path, t.name, t.external["offset"], t.external["length"])
+		entry := map[string]string{}
+		for _, kv := range t.ExternalData {
+			entry[kv.Key] = kv.Value
 		}
-		if n < 0 { // no length: the rest of the file
-			n = 0
+		off, err1 := strconv.ParseInt(orDefault(entry["offset"], "0"), 10, 64)
+		n, err2 := strconv.ParseInt(orDefault(entry["length"], "0"), 10, 64)
+		if err1 != nil || err2 != nil || off < 0 || n < 0 {
+			return fmt.Errorf("%s: weight %s: bad external data offset %q or length %q", path, t.Name, entry["offset"], entry["length"])
 		}
-		if end := off + n; end > need[loc] {
-			need[loc], first[loc] = end, t.name
+		if end := off + n; end > need[file] || first[file] == "" {
+			need[file], first[file] = max(end, need[file]), t.Name
 		}
 	}
-	for loc, end := range need {
-		file := filepath.Join(dir, loc)
+	for file, end := range need {
 		fi, err := os.Stat(file)
 		if err != nil {
 			return fmt.Errorf("%s: its weights are in %s, which is missing (%v): copy the whole component folder", path, file, errors.Unwrap(err))
 		}
 		if fi.Size() < end {
-			return fmt.Errorf("%s is %d bytes, but %s reads its weights up to byte %d (weight %s): the file is truncated; download or export it again", file, fi.Size(), path, end, first[loc])
+			return fmt.Errorf("%s is %d bytes, but %s reads its weights up to byte %d (weight %s): the file is truncated; download or export it again", file, fi.Size(), path, end, first[file])
 		}
 	}
 	return nil

@@ -7,22 +7,23 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
 
 // rewriteModel decodes the model at path, lets edit change it and writes it back.
-func rewriteModel(t *testing.T, path string, edit func(m *onnxModel)) {
+func rewriteModel(t *testing.T, path string, edit func(m *onnxgraph.Model)) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := parseModel(data)
+	m, err := onnxgraph.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	edit(m)
-	if err := os.WriteFile(path, m.encode(), 0o644); err != nil {
+	data, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -45,15 +46,18 @@ func TestBadExports(t *testing.T) {
 			copyFile(t, filepath.Join(dir, "vae_decoder", "model.onnx"), filepath.Join(dir, "unet", "model.onnx"))
 		}, []string{filepath.Join("unet", "model.onnx"), "no input sample", "not an SDXL UNet export"}},
 		{"a UNet whose states are too narrow", func(t *testing.T, dir string) {
-			rewriteModel(t, filepath.Join(dir, "unet", "model.onnx"), func(m *onnxModel) {
-				v := m.graph.input(unetStates)
-				v.dims[2].value, v.raw = 2048, nil
+			rewriteModel(t, filepath.Join(dir, "unet", "model.onnx"), func(m *onnxgraph.Model) {
+				v := findValue(m.Graph.Inputs, unetStates)
+				dims, _ := v.Shape()
+				dims[2].Value = 2048
+				v.Type = onnxgraph.NewTensorType(onnxgraph.Float, dims...)
 			})
 		}, []string{"encoder_hidden_states", "want 80 at dimension 2"}},
 		{"an fp16 export", func(t *testing.T, dir string) {
-			rewriteModel(t, filepath.Join(dir, "unet", "model.onnx"), func(m *onnxModel) {
-				v := m.graph.input(unetSample)
-				v.elem, v.raw = elemFloat16, nil
+			rewriteModel(t, filepath.Join(dir, "unet", "model.onnx"), func(m *onnxgraph.Model) {
+				if err := findValue(m.Graph.Inputs, unetSample).SetElemType(onnxgraph.Float16); err != nil {
+					t.Fatal(err)
+				}
 			})
 		}, []string{"sample is float16", "--dtype fp32"}},
 		{"a truncated model.onnx_data", func(t *testing.T, dir string) {
@@ -65,9 +69,9 @@ func TestBadExports(t *testing.T) {
 			os.Remove(filepath.Join(dir, "unet", "model.onnx_data"))
 		}, []string{"model.onnx_data, which is missing", "copy the whole component folder"}},
 		{"a text encoder without hidden states", func(t *testing.T, dir string) {
-			rewriteModel(t, filepath.Join(dir, "text_encoder", "model.onnx"), func(m *onnxModel) {
-				m.graph.outputs = m.graph.outputs[:2]
-				m.graph.prune()
+			rewriteModel(t, filepath.Join(dir, "text_encoder", "model.onnx"), func(m *onnxgraph.Model) {
+				m.Graph.Outputs = m.Graph.Outputs[:2]
+				m.Graph.Prune()
 			})
 		}, []string{filepath.Join("text_encoder", "model.onnx"), "no output hidden_states.2", "output_hidden_states"}},
 		{"a text encoder without input_ids", func(t *testing.T, dir string) {

@@ -2,7 +2,6 @@ package sdxl
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 )
 
 // The generator's variables in its GoMLX context: the token embedding tables under
@@ -48,64 +48,31 @@ func (g *Generator) importGraphs() error {
 		t := tensors.FromFlatDataAndDimensions(e.table, e.vocab, e.dim)
 		g.ctx.InAbsPath(scopeRoot+"/"+e.name).Checked(false).VariableWithValue(tableVar, t).SetTrainable(false)
 	}
-	unet, err := os.ReadFile(g.l.path(dirUNet, ModelFile))
-	if err != nil {
-		return err
+	for i, e := range g.enc {
+		m, err := onnxgraph.Decode(e.graph, filepath.Dir(e.path))
+		if err != nil {
+			return fmt.Errorf("%s (rewritten): %w", e.path, err)
+		}
+		m.Path = e.path
+		if g.imported[i], err = engine.ImportGraph(m); err != nil {
+			return fmt.Errorf("%s (rewritten): %w", e.path, err)
+		}
 	}
-	m, err := parseModel(unet)
+	path := g.l.path(dirUNet, ModelFile)
+	m, err := onnxgraph.Read(path)
 	if err != nil {
 		return err
 	}
 	if err := batchedTimestep(m); err != nil {
-		return fmt.Errorf("%s: %w", g.l.path(dirUNet, ModelFile), err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	graphs := [3][]byte{g.enc[0].graph, g.enc[1].graph, m.encode()}
-	sources := [3]string{g.enc[0].path, g.enc[1].path, g.l.path(dirUNet, ModelFile)}
-	tmp, err := os.MkdirTemp("", "cocoflow-sdxl-")
-	if err != nil {
+	if g.imported[2], err = engine.ImportGraph(m); err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	for i, data := range graphs {
-		path, err := stage(tmp, sources[i], data)
-		if err != nil {
-			return err
-		}
-		imp, err := engine.ImportONNX(path)
-		if err != nil {
-			return fmt.Errorf("%s (rewritten): %w", sources[i], err)
-		}
-		imp.Path = sources[i]
-		imp.Scope = "sdxl_" + filepath.Base(filepath.Dir(sources[i]))
-		g.imported[i] = imp
+	for i, imp := range g.imported {
+		imp.Scope = "sdxl_" + []string{g.enc[0].name, g.enc[1].name, dirUNet}[i]
 	}
 	return g.materialize()
-}
-
-// stage writes a rewritten graph of the model at src into its own folder under tmp, with links
-// to the files beside src (external data), and returns its path.
-func stage(tmp, src string, data []byte) (string, error) {
-	dir := filepath.Join(tmp, filepath.Base(filepath.Dir(src)))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	entries, err := os.ReadDir(filepath.Dir(src))
-	if err != nil {
-		return "", err
-	}
-	abs, err := filepath.Abs(filepath.Dir(src))
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if e.Name() != ModelFile && !e.IsDir() {
-			if err := os.Symlink(filepath.Join(abs, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-				return "", err
-			}
-		}
-	}
-	path := filepath.Join(dir, ModelFile)
-	return path, os.WriteFile(path, data, 0o644)
 }
 
 // materialize builds (without compiling) one graph through every imported network so that

@@ -2,7 +2,6 @@ package sdxl
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/models/text/clip"
@@ -113,13 +113,9 @@ func Load(dir string, opt Options) (*Generator, error) {
 // loadTextEncoder reads and rewrites text encoder k of the folder.
 func loadTextEncoder(l *layout, d string, k int, pad int32, vocab int) (*textEncoder, error) {
 	path := l.path(d, ModelFile)
-	data, err := os.ReadFile(path)
+	m, err := onnxgraph.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("sdxl: %w", err)
-	}
-	m, err := parseModel(data)
-	if err != nil {
-		return nil, fmt.Errorf("sdxl: %s: %w", path, err)
 	}
 	if err := checkExternalData(path, m); err != nil {
 		return nil, fmt.Errorf("sdxl: %w", err)
@@ -138,69 +134,69 @@ func loadTextEncoder(l *layout, d string, k int, pad int32, vocab int) (*textEnc
 	if e.table, err = readTable(path, table); err != nil {
 		return nil, fmt.Errorf("sdxl: %w", err)
 	}
-	e.vocab, e.dim = int(table.dims[0]), int(table.dims[1])
+	e.vocab, e.dim = int(table.Dims[0]), int(table.Dims[1])
 	if e.vocab != vocab {
 		return nil, fmt.Errorf("sdxl: %s: token embedding has %d rows, but %s has %d tokens", path, e.vocab, filepath.Join(l.root, dirTokenizer), vocab)
 	}
 	if e.dim != cfg.HiddenSize {
 		return nil, fmt.Errorf("sdxl: %s: token embedding width %d, but %s says hidden_size %d", path, e.dim, l.path(d, ConfigFile), cfg.HiddenSize)
 	}
-	for _, in := range m.graph.inputs {
-		e.inputs = append(e.inputs, in.name)
+	for _, in := range m.Graph.Inputs {
+		e.inputs = append(e.inputs, in.Name)
 	}
-	e.graph = m.encode()
+	if e.graph, err = m.Encode(); err != nil {
+		return nil, fmt.Errorf("sdxl: %s: %w", path, err)
+	}
 	return e, nil
+}
+
+// tensorInfo describes a graph input or output as models/runtime/ort does.
+func tensorInfo(v *onnxgraph.ValueInfo) ort.TensorInfo {
+	t := ort.TensorInfo{Name: v.Name, DType: v.ElemType().String()}
+	if dims, ok := v.Shape(); ok {
+		t.Shape = make([]int64, len(dims))
+		for i, d := range dims {
+			t.Shape[i] = d.Value
+			if d.Value <= 0 {
+				t.Shape[i] = -1
+			}
+		}
+	}
+	return t
 }
 
 // checkUNet reads the UNet graph's signature (not its weights) and checks it against the text
 // encoders and the VAE, and that its external data is complete.
 func (g *Generator) checkUNet() error {
 	path := g.l.path(dirUNet, ModelFile)
-	data, err := os.ReadFile(path)
+	m, err := onnxgraph.Read(path)
 	if err != nil {
 		return fmt.Errorf("sdxl: %w", err)
-	}
-	m, err := parseModel(data)
-	if err != nil {
-		return fmt.Errorf("sdxl: %s: %w", path, err)
 	}
 	if err := checkExternalData(path, m); err != nil {
 		return fmt.Errorf("sdxl: %w", err)
-	}
-	info := func(v *onnxValue) ort.TensorInfo {
-		t := ort.TensorInfo{Name: v.name, DType: ortDType(v.elem)}
-		if v.dims != nil {
-			t.Shape = make([]int64, len(v.dims))
-			for i, d := range v.dims {
-				t.Shape[i] = d.value
-				if d.param != "" || d.value == 0 {
-					t.Shape[i] = -1
-				}
-			}
-		}
-		return t
 	}
 	d := g.enc[0].dim + g.enc[1].dim
 	wants := []want{
 		{unetSample, "float32", 4, 1, int64(g.l.vae.LatentChannels)},
 		{unetStates, "float32", 3, 2, int64(d)},
-		{unetPooled, "float32", 2, -1, 0},
+		{unetPooled, "float32", 2, 1, int64(g.l.text[1].ProjectionDim)},
 		{unetTimeIDs, "float32", 2, 1, timeIDsLen},
 	}
 	for _, w := range wants {
-		v := m.graph.input(w.name)
+		v := findValue(m.Graph.Inputs, w.name)
 		if v == nil {
-			return fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, w.name, m.graph.inputNames())
+			return fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, w.name, valueNames(m.Graph.Inputs))
 		}
-		if err := checkTensor(path, "input", info(v), w); err != nil {
+		if err := checkTensor(path, "input", tensorInfo(v), w); err != nil {
 			return fmt.Errorf("sdxl: %w", err)
 		}
 	}
-	t := m.graph.input(unetTimestep)
+	t := findValue(m.Graph.Inputs, unetTimestep)
 	if t == nil {
-		return fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, unetTimestep, m.graph.inputNames())
+		return fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, unetTimestep, valueNames(m.Graph.Inputs))
 	}
-	g.unetTime = info(t)
+	g.unetTime = tensorInfo(t)
 	switch g.unetTime.DType {
 	case "float32", "int64", "int32":
 	case "float16", "bfloat16":
@@ -211,36 +207,14 @@ func (g *Generator) checkUNet() error {
 	if len(g.unetTime.Shape) > 1 {
 		return fmt.Errorf("sdxl: %s: timestep has shape %v, want a scalar or [batch]", path, g.unetTime.Shape)
 	}
-	out := m.graph.output(unetOut)
+	out := findValue(m.Graph.Outputs, unetOut)
 	if out == nil {
-		return fmt.Errorf("sdxl: %s: no output %s (outputs: %s)", path, unetOut, m.graph.outputNames())
+		return fmt.Errorf("sdxl: %s: no output %s (outputs: %s)", path, unetOut, valueNames(m.Graph.Outputs))
 	}
-	if err := checkTensor(path, "output", info(out), want{unetOut, "float32", 4, 1, int64(g.l.vae.LatentChannels)}); err != nil {
+	if err := checkTensor(path, "output", tensorInfo(out), want{unetOut, "float32", 4, 1, int64(g.l.vae.LatentChannels)}); err != nil {
 		return fmt.Errorf("sdxl: %w", err)
 	}
-	if s := m.graph.input(unetPooled); len(s.dims) == 2 && s.dims[1].value > 0 && s.dims[1].value != int64(g.l.text[1].ProjectionDim) {
-		return fmt.Errorf("sdxl: %s: text_embeds has width %d, but %s says projection_dim %d", path, s.dims[1].value, g.l.path(dirTextEncoder2, ConfigFile), g.l.text[1].ProjectionDim)
-	}
 	return nil
-}
-
-// ortDType names an ONNX element type as models/runtime/ort does.
-func ortDType(e int32) string {
-	switch e {
-	case elemFloat:
-		return "float32"
-	case elemFloat16:
-		return "float16"
-	case elemBF16:
-		return "bfloat16"
-	case elemDouble:
-		return "float64"
-	case elemInt32:
-		return "int32"
-	case elemInt64:
-		return "int64"
-	}
-	return elemName(e)
 }
 
 // Close releases the generator's ONNX Runtime sessions.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 )
 
 // Graph surgery on the standard exports, at load time.
@@ -23,6 +25,7 @@ import (
 const (
 	inputEmbeds = "inputs_embeds" // [batch, sequence, width] token embeddings, as transformers names them
 	inputEOS    = "eos_index"     // [batch] int64: the position pooled at
+	inputIDs    = "input_ids"
 )
 
 // passThrough are the ops through which ids flow unchanged (in value or in layout) on the way to
@@ -30,316 +33,220 @@ const (
 var passThrough = map[string]bool{"Reshape": true, "Cast": true, "Squeeze": true, "Unsqueeze": true, "Identity": true, "Flatten": true, "Equal": true}
 
 // embeddingsInputs rewrites a text encoder that takes input_ids into one that takes
-// inputs_embeds and eos_index, keeps only the outputs in keep (in that order) and drops what
-// they do not need. It returns the token-embedding table the Gather read, which is left out
-// of the rewritten graph. Errors say what was expected and not found.
-func embeddingsInputs(m *onnxModel, keep []string) (*onnxTensor, error) {
-	g := &m.graph
-	ids := g.input("input_ids")
+// inputs_embeds and eos_index (when a kept output is pooled), keeps only the outputs in keep (in
+// that order) and drops what they do not need. It returns the token-embedding table the Gather
+// read, which the rewritten graph no longer holds. Errors say what was expected and not found.
+func embeddingsInputs(m *onnxgraph.Model, keep []string) (*onnxgraph.Tensor, error) {
+	g := m.Graph
+	ids := findValue(g.Inputs, inputIDs)
 	if ids == nil {
-		return nil, fmt.Errorf("no input input_ids (inputs: %s): not a transformers CLIP text encoder export", g.inputNames())
+		return nil, fmt.Errorf("no input input_ids (inputs: %s): not a transformers CLIP text encoder export", valueNames(g.Inputs))
 	}
-	if ids.elem != elemInt64 && ids.elem != elemInt32 {
-		return nil, fmt.Errorf("input_ids is %s, want int64 or int32", elemName(ids.elem))
+	if dt := ids.ElemType(); dt != onnxgraph.Int64 && dt != onnxgraph.Int32 {
+		return nil, fmt.Errorf("input_ids is %s, want int64 or int32", dt)
 	}
-	if len(ids.dims) != 2 {
-		return nil, fmt.Errorf("input_ids has rank %d, want [batch, sequence]", len(ids.dims))
+	dims, ok := ids.Shape()
+	if !ok || len(dims) != 2 {
+		return nil, fmt.Errorf("input_ids has shape %v, want [batch, sequence]", dims)
 	}
-	for _, n := range g.nodes {
-		for _, a := range n.attrs {
-			if a.subgraph {
-				return nil, fmt.Errorf("node %q (%s) holds a subgraph; the surgery handles flat graphs only", n.name, n.op)
-			}
-		}
-	}
-	for _, name := range keep {
-		if g.output(name) == nil {
-			return nil, fmt.Errorf("no output %s (outputs: %s): export the text encoder with output_hidden_states (optimum does for SDXL)", name, g.outputNames())
+	outs := make([]*onnxgraph.ValueInfo, len(keep))
+	for i, name := range keep {
+		if outs[i] = findValue(g.Outputs, name); outs[i] == nil {
+			return nil, fmt.Errorf("no output %s (outputs: %s): export the text encoder with output_hidden_states (optimum does for SDXL)", name, valueNames(g.Outputs))
 		}
 	}
 
-	inits := g.initializers()
-	producer := g.producers()
 	fromIDs := func(name string) bool { // whether name is input_ids seen through pass-through ops
-		for seen := 0; seen < 64; seen++ {
-			if name == "input_ids" {
+		for range 64 {
+			if name == inputIDs {
 				return true
 			}
-			n := producer[name]
-			if n == nil || !passThrough[n.op] || len(n.inputs) == 0 {
+			n := g.Producer(name)
+			if n == nil || !passThrough[n.OpType] || len(n.Inputs) == 0 {
 				return false
 			}
-			if n.op == "Equal" { // argmax(ids == eos): follow the side that is not a constant
-				for _, in := range n.inputs {
-					if p := producer[in]; inits[in] == nil && (p == nil || p.op != "Constant") {
-						name = in
+			next := n.Inputs[0]
+			if n.OpType == "Equal" { // argmax(ids == eos): follow the side that is not a constant
+				for _, in := range n.Inputs {
+					if p := g.Producer(in); g.Initializer(in) == nil && (p == nil || p.OpType != "Constant") {
+						next = in
 					}
 				}
-				continue
 			}
-			name = n.inputs[0]
+			name = next
 		}
 		return false
 	}
-
-	var gather *onnxNode
-	var argmax []*onnxNode
-	for _, n := range g.nodes {
+	var gather *onnxgraph.Node
+	var argmax []*onnxgraph.Node
+	for _, n := range g.Nodes {
 		switch {
-		case n.op == "Gather" && len(n.inputs) == 2 && inits[n.inputs[0]] != nil && len(inits[n.inputs[0]].dims) == 2 && fromIDs(n.inputs[1]):
-			if a, ok := n.attr("axis"); ok && a.i != 0 {
+		case n.OpType == "Gather" && len(n.Inputs) == 2 && fromIDs(n.Inputs[1]):
+			t := g.Initializer(n.Inputs[0])
+			if t == nil || len(t.Dims) != 2 || attrInt(n, "axis", 0) != 0 {
 				continue
 			}
 			if gather != nil {
-				return nil, fmt.Errorf("two Gathers read input_ids from an embedding table (%q and %q): cannot tell the token embedding", gather.name, n.name)
+				return nil, fmt.Errorf("two Gathers read input_ids from an embedding table (%q and %q): cannot tell the token embedding", gather.Name, n.Name)
 			}
 			gather = n
-		case n.op == "ArgMax" && len(n.inputs) == 1 && fromIDs(n.inputs[0]):
+		case n.OpType == "ArgMax" && len(n.Inputs) == 1 && fromIDs(n.Inputs[0]):
 			argmax = append(argmax, n)
 		}
 	}
 	if gather == nil {
 		return nil, fmt.Errorf("no Gather of input_ids from a [vocab, width] initializer: cannot find the token embedding")
 	}
-	table := inits[gather.inputs[0]]
-	if table.elem != elemFloat {
-		return nil, fmt.Errorf("token embedding %s is %s: cocoflow runs SDXL in float32; export with --dtype fp32 (optimum-cli's default)", table.name, elemName(table.elem))
+	table := g.Initializer(gather.Inputs[0])
+	if table.DataType != onnxgraph.Float {
+		return nil, fmt.Errorf("token embedding %s is %s: cocoflow runs SDXL in float32; export with --dtype fp32 (optimum-cli's default)", table.Name, table.DataType)
 	}
-
-	// Cut: the Gather's output and the ArgMax outputs become inputs.
-	rename := map[string]string{gather.outputs[0]: inputEmbeds}
-	for _, n := range argmax {
-		rename[n.outputs[0]] = inputEOS
-	}
-	dropped := map[*onnxNode]bool{gather: true}
-	for _, n := range argmax {
-		dropped[n] = true
-	}
-	nodes := make([]*onnxNode, 0, len(g.nodes)+4)
-	fresh := 0
-	for _, n := range g.nodes {
-		if dropped[n] {
-			continue
-		}
-		for i, in := range n.inputs {
-			if r, ok := rename[in]; ok {
-				n.inputs[i] = r
+	if len(argmax) > 1 {
+		for _, n := range argmax[1:] { // one input for every ArgMax of the ids
+			for _, c := range g.Consumers(n.Outputs[0]) {
+				for i, in := range c.Inputs {
+					if in == n.Outputs[0] {
+						c.Inputs[i] = argmax[0].Outputs[0]
+					}
+				}
 			}
 		}
-		if n.op == "Shape" && len(n.inputs) == 1 && n.inputs[0] == "input_ids" {
+	}
+
+	// Shape(input_ids) reads the [batch, sequence] prefix of Shape(inputs_embeds).
+	batch, seq := dims[0], dims[1]
+	if batch.Value <= 0 && batch.Param == "" {
+		batch.Param = "batch_size"
+	}
+	if seq.Value <= 0 && seq.Param == "" {
+		seq.Param = "sequence_length"
+	}
+	nodes := make([]*onnxgraph.Node, 0, len(g.Nodes)+8)
+	fresh := 0
+	for _, n := range g.Nodes {
+		if n.OpType == "Shape" && len(n.Inputs) == 1 && n.Inputs[0] == inputIDs {
 			nodes = append(nodes, shapeOfEmbeds(n, &fresh)...)
 			continue
 		}
 		nodes = append(nodes, n)
 	}
-	g.nodes = nodes
-	outs := make([]*onnxValue, len(keep))
-	for i, name := range keep {
-		outs[i] = g.output(name)
+	g.Nodes = nodes
+	g.Outputs = outs
+	if err := g.CutAt(gather.Outputs[0], inputEmbeds, onnxgraph.Float, batch, seq, onnxgraph.Dim{Value: table.Dims[1]}); err != nil {
+		return nil, err
 	}
-	g.outputs = outs
-	g.prune()
-	for _, n := range g.nodes {
-		if slices.Contains(n.inputs, "input_ids") {
-			return nil, fmt.Errorf("node %q (%s) still reads input_ids after the cut: unexpected graph, the surgery only knows Shape and the paths to the token Gather and the pooling ArgMax", n.name, n.op)
+	pooled := false
+	if len(argmax) > 0 && len(g.Consumers(argmax[0].Outputs[0])) > 0 {
+		if err := g.CutAt(argmax[0].Outputs[0], inputEOS, onnxgraph.Int64, batch); err != nil {
+			return nil, err
 		}
+		pooled = true
 	}
-	needsEOS := false
-	for _, n := range g.nodes {
-		if slices.Contains(n.inputs, inputEOS) {
-			needsEOS = true
-		}
-	}
-	if !needsEOS && slices.ContainsFunc(keep, func(s string) bool { return s == "pooler_output" || s == "text_embeds" }) {
+	if !pooled && slices.ContainsFunc(keep, func(s string) bool { return s == "pooler_output" || s == "text_embeds" }) {
 		return nil, fmt.Errorf("no ArgMax of input_ids feeds the pooled output: cannot find the EOS pooling")
 	}
-
-	batch := ids.dims[0]
-	seq := ids.dims[1]
-	width := onnxDim{value: table.dims[1]}
-	newInputs := []*onnxValue{{name: inputEmbeds, elem: elemFloat, dims: []onnxDim{batch, seq, width}}}
-	if needsEOS {
-		newInputs = append(newInputs, &onnxValue{name: inputEOS, elem: elemInt64, dims: []onnxDim{batch}})
+	if c := g.Consumers(inputIDs); len(c) > 0 {
+		return nil, fmt.Errorf("node %q (%s) still reads input_ids after the cut: unexpected graph, the surgery only knows Shape and the paths to the token Gather and the pooling ArgMax", c[0].Name, c[0].OpType)
 	}
-	for _, in := range g.inputs {
-		if in.name != "input_ids" {
-			newInputs = append(newInputs, in)
-		}
-	}
-	g.inputs = newInputs
-	g.prune()
+	g.Inputs = slices.DeleteFunc(g.Inputs, func(v *onnxgraph.ValueInfo) bool { return v.Name == inputIDs })
+	g.Prune()
 	return table, nil
 }
 
 // shapeOfEmbeds replaces n = Shape(input_ids) [start, end] by Shape(inputs_embeds) followed by a
 // Slice to the same dimensions of the [batch, sequence] prefix. fresh numbers the new names.
-func shapeOfEmbeds(n *onnxNode, fresh *int) []*onnxNode {
-	start, end := int64(0), int64(2)
-	if a, ok := n.attr("start"); ok {
-		start = a.i
-	}
-	if a, ok := n.attr("end"); ok {
-		end = a.i
-	}
+func shapeOfEmbeds(n *onnxgraph.Node, fresh *int) []*onnxgraph.Node {
 	norm := func(v int64) int64 { // Shape's start and end count from the end of input_ids' rank 2
 		if v < 0 {
 			v += 2
 		}
 		return min(max(v, 0), 2)
 	}
-	start, end = norm(start), norm(end)
+	start, end := norm(attrInt(n, "start", 0)), norm(attrInt(n, "end", 2))
 	*fresh++
 	p := fmt.Sprintf("cocoflow_embeds_shape_%d", *fresh)
-	constant := func(name string, v int64) *onnxNode {
-		return &onnxNode{op: "Constant", name: name, outputs: []string{name}, attrs: []onnxAttr{tensorAttr("value", int64Tensor(name, []int64{1}, []int64{v}))}}
+	constant := func(name string, v int64) *onnxgraph.Node {
+		t := onnxgraph.NewInt64Tensor(name, []int64{1}, v)
+		return &onnxgraph.Node{OpType: "Constant", Name: name, Outputs: []string{name}, Attrs: []*onnxgraph.Attr{{Name: "value", Type: onnxgraph.AttrTensor, T: t}}}
 	}
-	return []*onnxNode{
-		{op: "Shape", name: p, inputs: []string{inputEmbeds}, outputs: []string{p + "_full"}},
+	return []*onnxgraph.Node{
+		{OpType: "Shape", Name: p, Inputs: []string{inputEmbeds}, Outputs: []string{p + "_full"}},
 		constant(p+"_start", start),
 		constant(p+"_end", end),
 		constant(p+"_axes", 0),
-		{op: "Slice", name: p + "_slice", inputs: []string{p + "_full", p + "_start", p + "_end", p + "_axes"}, outputs: n.outputs},
+		{OpType: "Slice", Name: p + "_slice", Inputs: []string{p + "_full", p + "_start", p + "_end", p + "_axes"}, Outputs: n.Outputs},
 	}
 }
 
 // batchedTimestep rewrites a UNet whose timestep input is a scalar (optimum >= 1.24 exports
 // it so: diffusers broadcasts it with timesteps[None].expand(batch)) into one that takes one
 // timestep per row, [batch], as training needs (each triplet has its own t). The Unsqueeze that
-// made the scalar a [1] vector is cut out: its output reads the [batch] input directly, and
-// the Expand that follows is then the identity. A UNet that already takes [batch] timesteps is
-// left as it is.
-func batchedTimestep(m *onnxModel) error {
-	g := &m.graph
-	t := g.input("timestep")
+// made the scalar a [1] vector is cut out: its readers read the [batch] input directly, and the
+// Expand that follows is then the identity. A UNet that already takes [batch] timesteps is left
+// as it is.
+func batchedTimestep(m *onnxgraph.Model) error {
+	g := m.Graph
+	t := findValue(g.Inputs, unetTimestep)
 	if t == nil {
-		return fmt.Errorf("no input timestep (inputs: %s)", g.inputNames())
+		return fmt.Errorf("no input timestep (inputs: %s)", valueNames(g.Inputs))
 	}
-	if t.dims == nil || len(t.dims) == 1 {
+	dims, ok := t.Shape()
+	if !ok || len(dims) == 1 {
 		return nil
 	}
-	if len(t.dims) != 0 {
-		return fmt.Errorf("timestep has rank %d, want a scalar or [batch]", len(t.dims))
+	if len(dims) != 0 {
+		return fmt.Errorf("timestep has rank %d, want a scalar or [batch]", len(dims))
 	}
-	var uses []*onnxNode
-	for _, n := range g.nodes {
-		if slices.Contains(n.inputs, "timestep") {
-			uses = append(uses, n)
-		}
-	}
-	if len(uses) != 1 || uses[0].op != "Unsqueeze" {
+	uses := g.Consumers(unetTimestep)
+	if len(uses) != 1 || uses[0].OpType != "Unsqueeze" {
 		var ops []string
 		for _, n := range uses {
-			ops = append(ops, fmt.Sprintf("%s %q", n.op, n.name))
+			ops = append(ops, fmt.Sprintf("%s %q", n.OpType, n.Name))
 		}
 		return fmt.Errorf("the scalar timestep feeds %s, want one Unsqueeze (diffusers' timesteps[None]): cannot give each row its own timestep; export the UNet with optimum < 1.24 (timestep [batch])", strings.Join(ops, ", "))
 	}
 	un := uses[0]
-	out := un.outputs[0]
-	nodes := g.nodes[:0]
-	for _, n := range g.nodes {
-		if n == un {
-			continue
-		}
-		for i, in := range n.inputs {
-			if in == out {
-				n.inputs[i] = "timestep"
+	for _, n := range g.Consumers(un.Outputs[0]) {
+		for i, in := range n.Inputs {
+			if in == un.Outputs[0] {
+				n.Inputs[i] = unetTimestep
 			}
 		}
-		nodes = append(nodes, n)
 	}
-	g.nodes = nodes
-	batch := onnxDim{param: "batch_size"}
-	if s := g.input("sample"); s != nil && len(s.dims) > 0 {
-		batch = s.dims[0]
+	batch := onnxgraph.Dim{Param: "batch_size"}
+	if s := findValue(g.Inputs, unetSample); s != nil {
+		if d, ok := s.Shape(); ok && len(d) > 0 {
+			batch = d[0]
+		}
 	}
-	g.inputs[slices.Index(g.inputs, t)] = &onnxValue{name: "timestep", elem: t.elem, dims: []onnxDim{batch}}
-	g.prune()
+	t.Type = onnxgraph.NewTensorType(t.ElemType(), batch)
+	g.Prune()
 	return nil
 }
 
-// prune drops the nodes no graph output depends on, then the initializers and value infos no
-// node reads any more.
-func (g *onnxGraph) prune() {
-	producer := g.producers()
-	live := map[*onnxNode]bool{}
-	stack := make([]string, 0, len(g.outputs))
-	for _, o := range g.outputs {
-		stack = append(stack, o.name)
-	}
-	seen := map[string]bool{}
-	for len(stack) > 0 {
-		name := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		if n := producer[name]; n != nil && !live[n] {
-			live[n] = true
-			stack = append(stack, n.inputs...)
+// attrInt returns n's integer attribute name, or def.
+func attrInt(n *onnxgraph.Node, name string, def int64) int64 {
+	for _, a := range n.Attrs {
+		if a.Name == name && a.Type == onnxgraph.AttrInt {
+			return a.I
 		}
 	}
-	nodes := g.nodes[:0]
-	for _, n := range g.nodes {
-		if live[n] {
-			nodes = append(nodes, n)
-		}
-	}
-	g.nodes = nodes
-	inits := g.inits[:0]
-	for _, t := range g.inits {
-		if seen[t.name] {
-			inits = append(inits, t)
-		}
-	}
-	g.inits = inits
-	vi := g.valueInfo[:0]
-	for _, v := range g.valueInfo {
-		if p := producer[v.name]; p != nil && live[p] {
-			vi = append(vi, v)
-		}
-	}
-	g.valueInfo = vi
+	return def
 }
 
-// producers maps every node output to its node.
-func (g *onnxGraph) producers() map[string]*onnxNode {
-	p := make(map[string]*onnxNode, len(g.nodes))
-	for _, n := range g.nodes {
-		for _, o := range n.outputs {
-			p[o] = n
-		}
-	}
-	return p
-}
-
-// initializers maps initializer names to them.
-func (g *onnxGraph) initializers() map[string]*onnxTensor {
-	m := make(map[string]*onnxTensor, len(g.inits))
-	for _, t := range g.inits {
-		m[t.name] = t
-	}
-	return m
-}
-
-func (g *onnxGraph) input(name string) *onnxValue  { return findValue(g.inputs, name) }
-func (g *onnxGraph) output(name string) *onnxValue { return findValue(g.outputs, name) }
-func (g *onnxGraph) inputNames() string            { return valueNames(g.inputs) }
-func (g *onnxGraph) outputNames() string           { return valueNames(g.outputs) }
-
-func findValue(vs []*onnxValue, name string) *onnxValue {
+func findValue(vs []*onnxgraph.ValueInfo, name string) *onnxgraph.ValueInfo {
 	for _, v := range vs {
-		if v.name == name {
+		if v.Name == name {
 			return v
 		}
 	}
 	return nil
 }
 
-func valueNames(vs []*onnxValue) string {
+func valueNames(vs []*onnxgraph.ValueInfo) string {
 	names := make([]string, len(vs))
 	for i, v := range vs {
-		names[i] = v.name
+		names[i] = v.Name
 	}
 	return strings.Join(names, ", ")
 }

@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/text/clip"
 )
 
@@ -83,39 +82,17 @@ func checkConfigPad(dir string, t *clip.Tokenizer) error {
 	return nil
 }
 
-// readTable returns the values of a float32 [vocab, width] initializer of the model at path:
-// its raw data, its float_data, or its external data beside the model.
-func readTable(path string, t *onnxTensor) ([]float32, error) {
-	if len(t.dims) != 2 || t.dims[0] < 1 || t.dims[1] < 1 {
-		return nil, fmt.Errorf("%s: token embedding %s has shape %v, want [vocab, width]", path, t.name, t.dims)
+// readTable returns the values of a float32 [vocab, width] initializer of the model at path,
+// wherever they are stored (the model file, or external data beside it).
+func readTable(path string, t *onnxgraph.Tensor) ([]float32, error) {
+	if len(t.Dims) != 2 || t.Dims[0] < 1 || t.Dims[1] < 1 {
+		return nil, fmt.Errorf("%s: token embedding %s has shape %v, want [vocab, width]", path, t.Name, t.Dims)
 	}
-	n := int(t.dims[0] * t.dims[1])
-	switch {
-	case t.isExternal():
-		off, _ := strconv.ParseInt(orDefault(t.external["offset"], "0"), 10, 64)
-		file := filepath.Join(filepath.Dir(path), t.external["location"])
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, fmt.Errorf("%s: token embedding %s: %w", path, t.name, err)
-		}
-		defer f.Close()
-		raw := make([]byte, 4*n)
-		if _, err := f.ReadAt(raw, off); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("the file ends before the %d bytes at offset %d: truncated; download or export it again", 4*n, off)
-			}
-			return nil, fmt.Errorf("%s: token embedding %s: %w", file, t.name, err)
-		}
-		return decodeFloats(raw), nil
-	case t.rawData != nil:
-		if len(t.rawData) != 4*n {
-			return nil, fmt.Errorf("%s: token embedding %s has %d bytes of data, want %d for %v", path, t.name, len(t.rawData), 4*n, t.dims)
-		}
-		return decodeFloats(t.rawData), nil
-	case len(t.floats) == n:
-		return t.floats, nil
+	raw := make([]byte, 4*t.Dims[0]*t.Dims[1])
+	if err := t.ReadInto(raw, nil); err != nil {
+		return nil, fmt.Errorf("%s: token embedding: %w", path, err)
 	}
-	return nil, fmt.Errorf("%s: token embedding %s holds %d values, want %d for %v", path, t.name, len(t.floats), n, t.dims)
+	return decodeFloats(raw), nil
 }
 
 func decodeFloats(raw []byte) []float32 {
