@@ -32,14 +32,14 @@ Sigmoid, nearest upsampling as Resize, attention as MatMul/Softmax, time_ids.fla
 Reshape of Concat(Slice(Shape, 0:0), [-1]), GEGLU's chunk(2, -1), CLIP's causal mask
 (Range/Less/Where/Expand), the ArgMax pooling at EOS, text_projection and the hidden_states
 outputs. Widths are tiny and the BPE vocabulary is small (byte symbols plus merges learnt from the
-tiny world's words), so the folder stays well under 1 MB.
+tiny world's words), so the folder is about 2.7 MB (1.1 MB of it the UNet's model.onnx_data).
 
 Also written, beside the folder (so that the folder is exactly an export): tiny-sdxl-reference.json
-with torch outputs for the parity tests of
-models/family/sdxl (tokenizer ids, both text encoders from ids and as functions of token
-embeddings plus the EOS index, the UNet, both VAE halves) and the torch autograd gradient of a
-scalar loss through both text encoders and the UNet with respect to the pseudo-words inserted
-before the concept token. Everything is seeded: a rerun reproduces the same files.
+(180 KB; tensors as base64 float32/int64, exact) with torch outputs for the parity tests of
+models/family/sdxl: tokenizer ids, both text encoders from ids, the UNet, both VAE halves, and
+the torch autograd gradient of a scalar loss through both text encoders (as functions of token
+embeddings plus the EOS index) and the UNet with respect to the pseudo-words inserted before the
+concept token. Everything is seeded: a rerun reproduces the same files byte for byte.
 """
 import base64
 import json

@@ -1,6 +1,7 @@
 package sdxl
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -17,6 +18,11 @@ import (
 // step/bare (goal <= 1.05; the fixture UNet runs in about a millisecond, so fixed costs weigh
 // more here than on SDXL's, where a step takes hundreds).
 func BenchmarkSamplingStep(b *testing.B) {
+	// Both loops run on one OS thread: with one intra-op thread ONNX Runtime computes on the
+	// caller's, and a goroutine moved between threads between steps would pay for cold caches
+	// that the bare loop does not (a millisecond-scale effect, nothing at SDXL's scale).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	g := loadFixture(b)
 	const steps = 11
 	enc := g.Tokenizer().Encode("a photo of a man")

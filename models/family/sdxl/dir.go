@@ -48,7 +48,6 @@ type unetConfig struct {
 	InChannels        int     `json:"in_channels"`
 	AdditionEmbedType *string `json:"addition_embed_type"`
 	RequiresAesthetic bool    `json:"requires_aesthetics_score"`
-	CrossAttentionDim any     `json:"cross_attention_dim"`
 }
 
 // clipConfig is what cocoflow reads of text_encoder*/config.json (transformers CLIPTextConfig).
@@ -67,7 +66,6 @@ type vaeConfig struct {
 	BlockOut       []int    `json:"block_out_channels"`
 	LatentChannels int      `json:"latent_channels"`
 	SampleSize     int      `json:"sample_size"`
-	ForceUpcast    bool     `json:"force_upcast"`
 }
 
 // schedulerConfig is what cocoflow reads of scheduler/scheduler_config.json.

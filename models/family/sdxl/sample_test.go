@@ -4,10 +4,12 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/cocoflow/cocoflow/models/family"
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/models/text/prompt"
 )
@@ -137,5 +139,65 @@ func TestAutoencoder(t *testing.T) {
 	}
 	if !slices.Equal(ms, []int{8, 8}) || m[0] != 1 || m[63] != 0 {
 		t.Fatalf("mask %v: %v", ms, m)
+	}
+}
+
+// Older optimum exports take the timestep as int64 [batch], newer ones as a float32 scalar; the
+// family feeds either, and samples the same latents from each.
+func TestTimestepVariants(t *testing.T) {
+	initORT(t)
+	variants := map[string]func(m *onnxgraph.Model){
+		"float32 [batch]": func(m *onnxgraph.Model) {
+			if err := batchedTimestep(m); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"int64 [batch]": func(m *onnxgraph.Model) {
+			if err := batchedTimestep(m); err != nil {
+				t.Fatal(err)
+			}
+			g := m.Graph
+			for _, n := range g.Consumers(unetTimestep) {
+				for i, in := range n.Inputs {
+					if in == unetTimestep {
+						n.Inputs[i] = "timestep_float"
+					}
+				}
+			}
+			cast := &onnxgraph.Node{OpType: "Cast", Name: "timestep_cast", Inputs: []string{unetTimestep}, Outputs: []string{"timestep_float"},
+				Attrs: []*onnxgraph.Attr{{Name: "to", Type: onnxgraph.AttrInt, I: int64(onnxgraph.Float)}}}
+			g.Nodes = append([]*onnxgraph.Node{cast}, g.Nodes...)
+			v := findValue(g.Inputs, unetTimestep)
+			v.Type = onnxgraph.NewTensorType(onnxgraph.Int64, onnxgraph.Dim{Param: "batch_size"})
+		},
+	}
+	enc := "a photo of a man"
+	sample := func(dir string) ([]float32, *Generator) {
+		g, err := Load(dir, Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		reqs := []family.SampleRequest{{IDs: g.Tokenizer().Encode(enc).IDs, Seed: 3}}
+		out, err := family.Sample(g, reqs, family.SampleOptions{Steps: 2, Guidance: 3, BatchSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0], g
+	}
+	want, _ := sample(fixtureDir)
+	for name, edit := range variants {
+		dir := copyFixture(t)
+		rewriteModel(t, filepath.Join(dir, "unet", "model.onnx"), edit)
+		got, g := sample(dir)
+		if len(g.unetTime.Shape) != 1 {
+			t.Errorf("%s: the generator read the timestep as %v", name, g.unetTime)
+		}
+		if d := maxDiff(t, name, got, want); d > 1e-6 {
+			t.Errorf("%s: latents differ from the scalar export's by %.3g", name, d)
+		}
+		if err := g.importErr(); err != nil {
+			t.Errorf("%s: GoMLX import: %v", name, err)
+		}
 	}
 }
