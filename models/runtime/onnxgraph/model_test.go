@@ -74,3 +74,38 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("truncated: %v", err)
 	}
 }
+
+// TestExternalAndInlineWeightsAgree reads every weight of the external-data export and of the
+// inline one: same names, same values, without reading them at Read.
+func TestExternalAndInlineWeightsAgree(t *testing.T) {
+	inline, err := Read(filepath.Join(fixtures, "unet.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := Read(filepath.Join(fixtures, "unet_ext", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	external := 0
+	for _, w := range ext.Graph.Initializers {
+		if w.IsExternal() {
+			external++
+		}
+		v := inline.Graph.Initializer(w.Name)
+		if v == nil || v.InMemory() {
+			t.Fatalf("inline weight %q missing or read at Read", w.Name)
+		}
+		a, err1 := w.Bytes()
+		b, err2 := v.Bytes()
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Fatalf("weight %q: external %v, inline %v, equal %v", w.Name, err1, err2, bytes.Equal(a, b))
+		}
+	}
+	if external == 0 {
+		t.Fatal("no external weights in the fixture")
+	}
+	w := ext.Graph.Initializers[len(ext.Graph.Initializers)-1]
+	if f, err := w.Float32s(); err != nil || int64(len(f)) != w.Elements() {
+		t.Errorf("Float32s of %q: %d values, %v", w.Name, len(f), err)
+	}
+}

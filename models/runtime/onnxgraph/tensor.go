@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -454,6 +455,38 @@ func (t *Tensor) Float64s() ([]float64, error) {
 	}
 	return out, nil
 }
+
+// Float32s returns the values of a float32 tensor (or a float16/bfloat16 one, converted), read
+// with one buffer of the tensor's size: for large tables such as token embeddings.
+func (t *Tensor) Float32s() ([]float32, error) {
+	if t.DataType == Float16 || t.DataType == BFloat16 {
+		c := *t
+		if err := c.ConvertToFloat32(); err != nil {
+			return nil, err
+		}
+		return c.Float32s()
+	}
+	if t.DataType != Float {
+		return nil, fmt.Errorf("onnxgraph: tensor %q is %s, want float32", t.Name, t.DataType)
+	}
+	out := make([]float32, t.Elements())
+	if len(out) == 0 {
+		return out, nil
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*len(out))
+	if err := t.ReadInto(b, nil); err != nil {
+		return nil, err
+	}
+	if !littleEndian {
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	}
+	return out, nil
+}
+
+// littleEndian reports whether this machine stores numbers as ONNX files do.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // NewTensor returns an in-memory tensor of type dt holding vals (converted to dt; integer types
 // truncate, and are exact up to 2^53: see NewInt64Tensor), for constants a rewrite adds. It panics on element types without a fixed size.

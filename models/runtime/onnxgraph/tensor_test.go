@@ -58,6 +58,12 @@ func TestTensorValues(t *testing.T) {
 	if err != nil || x.DataType != Float || v[0] != 1 || v[1] != -0.5 || v[2] != 2048 {
 		t.Errorf("float16 -> float32: %s %v %v", x.DataType, v, err)
 	}
+	if f, err := x.Float32s(); err != nil || f[1] != -0.5 || f[2] != 2048 {
+		t.Errorf("Float32s %v %v", f, err)
+	}
+	if f, err := NewTensor("h", Float16, []int64{2}, 0.25, 3).Float32s(); err != nil || f[0] != 0.25 || f[1] != 3 {
+		t.Errorf("Float32s of float16 %v %v", f, err)
+	}
 	big := NewInt64Tensor("i", []int64{2}, math.MaxInt64, -3)
 	if iv, err := big.Int64s(); err != nil || iv[0] != math.MaxInt64 || iv[1] != -3 {
 		t.Errorf("int64s %v %v", iv, err)
