@@ -197,3 +197,11 @@ func identityPlan(L, eos int) prompt.Plan {
 	}
 	return p
 }
+
+func decodeFloats(raw []byte) []float32 {
+	out := make([]float32, len(raw)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return out
+}

@@ -2,6 +2,8 @@ package sdxl
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -159,5 +161,31 @@ func TestUNetAndVAEMatchTorch(t *testing.T) {
 		if d := maxDiff(t, c.out, got, want); d > 1e-5*max(1, maxAbs(want)) {
 			t.Errorf("%s: ORT vs torch: %.3g", c.s.Path(), d)
 		}
+	}
+}
+
+// The digest that stage fingerprints include is stable and changes with any file of the export.
+func TestDigest(t *testing.T) {
+	dir := copyFixture(t)
+	a, err := Digest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := Digest(dir); a != b || len(a) != 64 {
+		t.Fatalf("digest %q then %q", a, b)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "unet", "model.onnx_data"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{1, 2, 3, 4}, 600000); err != nil { // inside the weights
+		t.Fatal(err)
+	}
+	f.Close()
+	if c, _ := Digest(dir); c == a {
+		t.Error("changing the UNet's weights did not change the digest")
+	}
+	if _, err := Digest(t.TempDir()); err == nil {
+		t.Error("Digest of an empty folder succeeded")
 	}
 }

@@ -2,7 +2,6 @@ package sdxl
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,24 +82,16 @@ func checkConfigPad(dir string, t *clip.Tokenizer) error {
 }
 
 // readTable returns the values of a float32 [vocab, width] initializer of the model at path,
-// wherever they are stored (the model file, or external data beside it).
+// wherever they are stored (the model file, or external data beside it), in one buffer.
 func readTable(path string, t *onnxgraph.Tensor) ([]float32, error) {
 	if len(t.Dims) != 2 || t.Dims[0] < 1 || t.Dims[1] < 1 {
 		return nil, fmt.Errorf("%s: token embedding %s has shape %v, want [vocab, width]", path, t.Name, t.Dims)
 	}
-	raw := make([]byte, 4*t.Dims[0]*t.Dims[1])
-	if err := t.ReadInto(raw, nil); err != nil {
+	v, err := t.Float32s()
+	if err != nil {
 		return nil, fmt.Errorf("%s: token embedding: %w", path, err)
 	}
-	return decodeFloats(raw), nil
-}
-
-func decodeFloats(raw []byte) []float32 {
-	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
-	return out
+	return v, nil
 }
 
 // padFor returns ids with every position after the first EOS set to pad: the padding of the
