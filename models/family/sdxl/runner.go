@@ -12,12 +12,12 @@ import (
 func (g *Generator) openSessions() error {
 	g.sessOnce.Do(func() {
 		for k, e := range g.enc {
-			g.te[k], g.sessErr = openSessionBytes(e.path, e.graph, g.opt, []want{{inputEmbeds, "float32", 3, 2, int64(e.dim)}})
+			g.te[k], g.sessErr = openSession(e.path, e.graph, g.opt, []want{{inputEmbeds, "float32", 3, 2, int64(e.dim)}})
 			if g.sessErr != nil {
 				return
 			}
 		}
-		g.unet, g.sessErr = openSession(g.l.path(dirUNet, ModelFile), g.opt, nil)
+		g.unet, g.sessErr = openSession(g.l.path(dirUNet, ModelFile), nil, g.opt, nil)
 	})
 	return g.sessErr
 }

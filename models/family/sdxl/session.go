@@ -53,24 +53,18 @@ type want struct {
 	size  int64
 }
 
-// openSession opens the model at path with opt and checks it has the inputs wants. A provider
-// that cannot load, or a float16 export, gets an error that says what to do.
-func openSession(path string, opt Options, wants []want) (*ort.Session, error) {
-	s, err := ort.Open(path, ort.Options{Providers: opt.Providers, IntraOpThreads: opt.Threads})
-	if err != nil {
-		return nil, providerHint(err)
+// openSession opens the model at path with opt, or, when model is not nil, that rewritten
+// graph of it (its external data beside path), and checks it has the inputs wants. A provider
+// that cannot load gets an error that says what to do.
+func openSession(path string, model []byte, opt Options, wants []want) (*ort.Session, error) {
+	o := ort.Options{Providers: opt.Providers, IntraOpThreads: opt.Threads}
+	var s *ort.Session
+	var err error
+	if model == nil {
+		s, err = ort.Open(path, o)
+	} else {
+		s, err = ort.OpenBytes(path, model, filepath.Dir(path), o)
 	}
-	if err := checkInputs(path, s.Inputs(), wants); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-// openSessionBytes is openSession for a rewritten graph of the model at path whose external
-// data lies beside path.
-func openSessionBytes(path string, model []byte, opt Options, wants []want) (*ort.Session, error) {
-	s, err := ort.OpenBytes(path, model, filepath.Dir(path), ort.Options{Providers: opt.Providers, IntraOpThreads: opt.Threads})
 	if err != nil {
 		return nil, providerHint(err)
 	}

@@ -48,7 +48,7 @@ func newAutoencoder(l *layout, opt Options) *Autoencoder { return &Autoencoder{l
 func (a *Autoencoder) open() error {
 	a.once.Do(func() {
 		c := a.l.vae.LatentChannels
-		a.enc, a.openErr = openSession(a.l.path(dirVAEEncoder, ModelFile), a.opt, []want{{vaeEncIn, "float32", 4, 1, 3}})
+		a.enc, a.openErr = openSession(a.l.path(dirVAEEncoder, ModelFile), nil, a.opt, []want{{vaeEncIn, "float32", 4, 1, 3}})
 		if a.openErr != nil {
 			return
 		}
@@ -63,7 +63,7 @@ func (a *Autoencoder) open() error {
 				a.enc.Path(), describe(outs), vaeEncParams, 2*c, vaeEncSampled, c)
 			return
 		}
-		a.dec, a.openErr = openSession(a.l.path(dirVAEDecoder, ModelFile), a.opt, []want{{vaeDecIn, "float32", 4, 1, int64(c)}})
+		a.dec, a.openErr = openSession(a.l.path(dirVAEDecoder, ModelFile), nil, a.opt, []want{{vaeDecIn, "float32", 4, 1, int64(c)}})
 		if a.openErr == nil && !hasTensor(a.dec.Outputs(), vaeDecOut, 3) {
 			a.openErr = fmt.Errorf("%s: outputs %s, want %s [batch, 3, H, W]", a.dec.Path(), describe(a.dec.Outputs()), vaeDecOut)
 		}
