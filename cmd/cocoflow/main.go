@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	_ "github.com/cocoflow/cocoflow/models/family/sdxl" // registers the sdxl family (model_dir: an ONNX export of SDXL)
 	"github.com/cocoflow/cocoflow/pipeline"
 	_ "github.com/cocoflow/cocoflow/stages" // registers every stage kind
 )
