@@ -56,7 +56,9 @@ func newGenerator(job *pipeline.Job, fam, modelDir string, concepts []string, op
 	}
 	gen := &generator{g: g, tok: g.Tokenizer(), concepts: concepts}
 	if ds := job.Input("mapper"); ds != nil {
-		gen.mapper, err = loadMapper(ds, g.Context())
+		// The mapper gets a context of its own: g.Context() would load the generator's
+		// graph weights (GBs for SDXL), which sampling through a host runner never uses.
+		gen.mapper, err = loadMapper(ds, mlctx.New())
 		if err != nil {
 			return nil, err
 		}

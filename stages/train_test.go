@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/cocoflow/cocoflow/models/cocoins"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 
@@ -112,11 +116,43 @@ func TestTrainStageRunsAndResumesIdentically(t *testing.T) {
 		t.Fatal("the interrupted run should fail with the context error")
 	}
 	cancel()
+	checkpointHoldsNoGenerator(t, gen, filepath.Join(dir, "p", "train", "checkpoints"))
 	if _, err := pipeline.Run(context.Background(), cfg, pipeline.Options{Workdir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	if got := mapperWeights(t, dir); !bytes.Equal(got, want) {
 		t.Fatal("resumed training gave different mapper weights than an uninterrupted run")
+	}
+}
+
+// checkpointHoldsNoGenerator fails unless the checkpoint in ckptDir holds the mapper and none of
+// the generator's (frozen) weights, which come from the generator's own folder: a checkpoint of
+// SDXL training would otherwise copy GBs every few steps.
+func checkpointHoldsNoGenerator(t *testing.T, genDir, ckptDir string) {
+	t.Helper()
+	g, err := tiny.Load(genDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := map[string]bool{}
+	for v := range g.Context().IterVariables() {
+		frozen[v.ScopeAndName()] = true
+	}
+	saved := mlctx.New()
+	if _, err := engine.Load(saved, ckptDir); err != nil {
+		t.Fatal(err)
+	}
+	mapperVars := 0
+	for v := range saved.IterVariables() {
+		if frozen[v.ScopeAndName()] {
+			t.Errorf("checkpoint holds generator variable %s", v.ScopeAndName())
+		}
+		if strings.HasPrefix(v.ScopeAndName(), "/"+cocoins.MapperScope+"/") {
+			mapperVars++
+		}
+	}
+	if len(frozen) == 0 || mapperVars == 0 {
+		t.Errorf("generator has %d variables, checkpoint %d mapper variables: want both > 0", len(frozen), mapperVars)
 	}
 }
 

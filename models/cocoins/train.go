@@ -138,6 +138,7 @@ func Train(runCtx context.Context, g family.Generator, data TrainData, opt Train
 	}
 	err = engine.Fit(runCtx, ctx, step, b.inputs, engine.FitOptions{
 		Steps: opt.Steps, CheckpointDir: opt.CheckpointDir, CheckpointEvery: opt.CheckpointEvery, Meta: opt.CheckpointMeta,
+		Frozen: nameSet(generatorVars), // the generator's weights come from its model folder, not from checkpoints
 	}, reportFn)
 	if err != nil {
 		return nil, err
@@ -272,6 +273,14 @@ func frozenDigest(ctx *mlctx.Context, names []string) (string, error) {
 }
 
 // variableNames lists the scoped names of ctx's variables, sorted.
+func nameSet(names []string) map[string]bool {
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return set
+}
+
 func variableNames(ctx *mlctx.Context) []string {
 	var names []string
 	for v := range ctx.IterVariables() {

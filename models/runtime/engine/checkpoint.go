@@ -64,7 +64,14 @@ var saveWriterHook func(io.Writer) io.Writer
 // crash or kill during Save leaves the previous checkpoint intact and loadable; stale temporary
 // files from such crashes are removed by the next Save. It returns an error naming the variable
 // or file that failed; a variable without a value is an error.
-func Save(ctx *context.Context, dir string, meta map[string]string) (err error) {
+func Save(ctx *context.Context, dir string, meta map[string]string) error {
+	return SaveExcept(ctx, dir, meta, nil)
+}
+
+// SaveExcept is Save leaving out the variables whose scoped names (Variable.ScopeAndName) are in
+// skip: weights that are loaded from elsewhere and never change, such as a frozen generator of
+// several GB, need not be copied into every checkpoint. Load leaves such variables as they are.
+func SaveExcept(ctx *context.Context, dir string, meta map[string]string, skip map[string]bool) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("engine.Save: %w", err)
 	}
@@ -84,7 +91,7 @@ func Save(ctx *context.Context, dir string, meta map[string]string) (err error) 
 		w = saveWriterHook(w)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	if err = write(bw, ctx, meta, tmp.Name()); err != nil {
+	if err = write(bw, ctx, meta, skip, tmp.Name()); err != nil {
 		return fmt.Errorf("engine.Save: %w", err)
 	}
 	if err = bw.Flush(); err != nil {
@@ -108,15 +115,15 @@ func Save(ctx *context.Context, dir string, meta map[string]string) (err error) 
 // memory or in a shard; LoadBytes reads them back.
 func Marshal(ctx *context.Context, meta map[string]string) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := write(&buf, ctx, meta, "memory"); err != nil {
+	if err := write(&buf, ctx, meta, nil, "memory"); err != nil {
 		return nil, fmt.Errorf("engine.Marshal: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-// write writes the checkpoint of ctx's variables and meta to w in the layout above; dest names
-// w in errors.
-func write(w io.Writer, ctx *context.Context, meta map[string]string, dest string) error {
+// write writes the checkpoint of ctx's variables but those named in skip, and meta, to w in the
+// layout above; dest names w in errors.
+func write(w io.Writer, ctx *context.Context, meta map[string]string, skip map[string]bool, dest string) error {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
 		return fmt.Errorf("checkpoints are little-endian and this machine is not")
 	}
@@ -127,7 +134,7 @@ func write(w io.Writer, ctx *context.Context, meta map[string]string, dest strin
 	var values []*tensors.Tensor
 	var offset int64
 	for v := range ctx.IterVariables() {
-		if !v.IsValid() {
+		if !v.IsValid() || skip[v.ScopeAndName()] {
 			continue
 		}
 		t, err := v.Value()

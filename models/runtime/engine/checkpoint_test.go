@@ -339,3 +339,39 @@ func TestCheckpointResumeIdentical(t *testing.T) {
 		t.Error("training did not change /dense/w")
 	}
 }
+
+// SaveExcept leaves the named variables out of the file, and Load then keeps their values.
+func TestCheckpointSaveExceptSkipsFrozen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := sampleContext(3)
+	frozen := map[string]bool{"/model/dense/w": true}
+	if _, ok := contextBytes(t, ctx)["/model/dense/w"]; !ok {
+		t.Fatalf("sample context has no /model/dense/w: %v", contextBytes(t, ctx))
+	}
+	if err := SaveExcept(ctx, dir, nil, frozen); err != nil {
+		t.Fatal(err)
+	}
+	fresh := context.New()
+	if _, err := Load(fresh, dir); err != nil {
+		t.Fatal(err)
+	}
+	got := contextBytes(t, fresh)
+	if _, ok := got["/model/dense/w"]; ok {
+		t.Error("the skipped variable was saved")
+	}
+	if len(got) != len(contextBytes(t, ctx))-1 {
+		t.Errorf("saved %d variables, want every one but the skipped", len(got))
+	}
+	other := sampleContext(5)
+	before := contextBytes(t, other)["/model/dense/w"]
+	if _, err := Load(other, dir); err != nil {
+		t.Fatal(err)
+	}
+	after := contextBytes(t, other)
+	if after["/model/dense/w"] != before {
+		t.Error("Load changed a variable the checkpoint does not hold")
+	}
+	if after["/model/f64"] != contextBytes(t, ctx)["/model/f64"] {
+		t.Error("Load did not restore the saved variables")
+	}
+}

@@ -22,6 +22,9 @@ type FitOptions struct {
 	CheckpointDir   string            // where checkpoints go; "" for none
 	CheckpointEvery int               // steps between checkpoints (0: only at the end)
 	Meta            map[string]string // stored with every checkpoint
+	// Frozen names (by Variable.ScopeAndName) variables that training never changes and that are
+	// loaded from elsewhere, such as a frozen generator: checkpoints leave them out (SaveExcept).
+	Frozen map[string]bool
 }
 
 // StepFunc makes the inputs of step k (0-based). Batches must be a function of k alone (for
@@ -80,7 +83,7 @@ func Fit(runCtx context.Context, ctx *mlctx.Context, graphFn any, next StepFunc,
 		for k, v := range opt.Meta {
 			meta[k] = v
 		}
-		return Save(ctx, opt.CheckpointDir, meta)
+		return SaveExcept(ctx, opt.CheckpointDir, meta, opt.Frozen)
 	}
 	t0 := time.Now()
 	for step := start; step < opt.Steps; step++ {
