@@ -14,9 +14,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/sourcegraph/conc/pool"
 )
 
 // A dataset is a directory of Parquet shards part-00000.parquet, part-00001.parquet, ... plus
@@ -437,29 +439,40 @@ func loadManifest(dir string) *Manifest {
 // damagedShards checks the shards of dir against manifest m and returns, by shard index, why
 // each damaged one no longer matches: missing, another size, or bytes whose sha256 differs from
 // the manifest's. Without full, a shard with the recorded size and modification time is taken
-// as intact without reading it (a stat per shard); with full, every shard is hashed.
-func damagedShards(dir string, m *Manifest, full bool) map[int]string {
+// as intact without reading it (a stat per shard); with full, every shard is hashed, workers
+// at a time.
+func damagedShards(dir string, m *Manifest, full bool, workers int) map[int]string {
+	var mu sync.Mutex
 	damaged := map[int]string{}
+	mark := func(i int, why string) {
+		mu.Lock()
+		damaged[i] = why
+		mu.Unlock()
+	}
+	p := pool.New().WithMaxGoroutines(max(workers, 1))
 	for i, s := range m.Shards {
 		path := filepath.Join(dir, s.File)
 		st, err := os.Stat(path)
 		switch {
 		case err != nil:
-			damaged[i] = "missing"
+			mark(i, "missing")
 			continue
 		case st.Size() != s.Bytes:
-			damaged[i] = fmt.Sprintf("%d bytes, the manifest says %d", st.Size(), s.Bytes)
+			mark(i, fmt.Sprintf("%d bytes, the manifest says %d", st.Size(), s.Bytes))
 			continue
 		case !full && s.ModTime != 0 && st.ModTime().UnixNano() == s.ModTime:
 			continue
 		}
-		sum, _, err := fileSHA256(path)
-		if err != nil {
-			damaged[i] = err.Error()
-		} else if sum != s.SHA256 {
-			damaged[i] = fmt.Sprintf("sha256 %.12s…, the manifest says %.12s…", sum, s.SHA256)
-		}
+		p.Go(func() {
+			sum, _, err := fileSHA256(path)
+			if err != nil {
+				mark(i, err.Error())
+			} else if sum != s.SHA256 {
+				mark(i, fmt.Sprintf("sha256 %.12s…, the manifest says %.12s…", sum, s.SHA256))
+			}
+		})
 	}
+	p.Wait()
 	return damaged
 }
 

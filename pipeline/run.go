@@ -371,7 +371,7 @@ func (r *runner) runStage(ctx context.Context, sc *StageConfig, rec *StageRecord
 	for _, p := range sc.Kind.Outputs {
 		o := &Output{Name: p.Name, Dir: r.datasetDir(sc.ID, p.Name), job: job, shards: -1}
 		if o.old = loadManifest(o.Dir); o.old != nil && !r.opt.Force {
-			o.damaged = damagedShards(o.Dir, o.old, r.opt.Verify)
+			o.damaged = damagedShards(o.Dir, o.old, r.opt.Verify, r.workers)
 			if len(o.damaged) > 0 {
 				first := sortedInts(o.damaged)[0]
 				log.Warn("shards no longer match the manifest; they are made again", "output", p.Name,
@@ -453,7 +453,7 @@ func (r *runner) verify(ds *Dataset) error {
 	if ds.Manifest == nil || r.verified[ds.Dir] {
 		return nil
 	}
-	if damaged := damagedShards(ds.Dir, ds.Manifest, r.opt.Verify); len(damaged) > 0 {
+	if damaged := damagedShards(ds.Dir, ds.Manifest, r.opt.Verify, r.workers); len(damaged) > 0 {
 		return &DamagedError{Dir: ds.Dir, Damaged: damaged}
 	}
 	r.verified[ds.Dir] = true
