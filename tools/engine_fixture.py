@@ -9,7 +9,8 @@ Outputs, in the target folder:
                                       Tanh, Mul, ReduceMean, Softmax, Transpose, Reshape, Sub);
   fixture_ref.json                    an input x, a weighting r, the float64 output y = net(x) and
                                       the torch autograd gradient of sum(r * y) w.r.t. x;
-  unsupported_sigmoid.onnx            y = sigmoid(x), an op onnx-gomlx v0.3.4 lacks (error test).
+  unsupported_sigmoid.onnx            y = sigmoid(x), an op onnx-gomlx v0.3.4 lacks (engine rewrites
+                                      it at import; the test checks the values).
 Everything is seeded, so rerunning reproduces the same files (byte-identical .json).
 """
 import json

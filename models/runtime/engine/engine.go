@@ -24,8 +24,17 @@
 // GOMLX_NO_AUTO_INSTALL is set, tries to download one at start-up.
 //
 // Importing this package also registers GEMM-based gradients for DotGeneral and Dot (see
-// [SetGEMMGradients]), the gradients GoMLX v0.26.0 lacks for Identity, Rsqrt and Expm1, and a
-// Slice gradient that does not need the Pad op (missing on the pure-Go backend).
+// [SetGEMMGradients]), the gradients GoMLX v0.26.0 lacks for Identity, Rsqrt and Expm1, a
+// Slice gradient that does not need the Pad op and a convolution gradient that does not need the
+// Reverse op (both missing on the pure-Go backend).
+//
+// # ONNX networks
+//
+// [ImportONNX] reads a frozen network exported by torch.onnx.export or optimum-cli (diffusers'
+// UNet2DConditionModel, transformers' CLIP text models; weights inline or as external data),
+// rewrites the ops onnx-gomlx v0.3.4 lacks or mis-converts (onnxgraph.Lower), and builds it into
+// GoMLX graphs with [Imported.Call], its weights frozen variables read once, straight into the
+// backend's buffers.
 package engine
 
 import (

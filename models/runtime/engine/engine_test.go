@@ -11,6 +11,7 @@ import (
 )
 
 func shapesF32(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
+func shapesF64(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float64, dims...) }
 
 func TestResolveConfig(t *testing.T) {
 	tests := []struct {

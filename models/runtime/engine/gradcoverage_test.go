@@ -69,7 +69,11 @@ func TestPureGoGradientCoverage(t *testing.T) {
 		{"Conv (input gradient)", img, func(_ *context.Context, x *graph.Node) *graph.Node {
 			k := graph.OnesLike(graph.Zeros(x.Graph(), shapes.Make(dtypes.Float64, 3, 3, 2, 2)))
 			return graph.Convolve(x, k).StridePerAxis(1, 1).PadSame().Done()
-		}, false},
+		}, true}, // convgrad.go's Reverse-free gradient
+		{"Conv (input gradient, stride 2)", img, func(_ *context.Context, x *graph.Node) *graph.Node {
+			k := graph.OnesLike(graph.Zeros(x.Graph(), shapes.Make(dtypes.Float64, 3, 3, 2, 2)))
+			return graph.Convolve(x, k).StridePerAxis(2, 2).PadSame().Done()
+		}, true},
 		{"layers.LayerNormalization", []int{2, 3}, func(ctx *context.Context, x *graph.Node) *graph.Node {
 			return graph.Mul(layers.LayerNormalization(ctx, x, -1).Done(), x)
 		}, true},
