@@ -183,6 +183,10 @@ func acquireLease(ctx context.Context, runDir string, args []string, wait bool, 
 		case <-time.After(leasePoll):
 		}
 	}
+	// Holding the lease, sweep what killed runs left in the run directory (lease and run
+	// manifest temporaries); output folders are swept when a stage plans them.
+	removeAbandonedTemps(runDir)
+	removeAbandonedTemps(filepath.Join(runDir, "_runs"))
 	runCtx, cancel := context.WithCancelCause(ctx)
 	h := &heldLease{path: path, info: info, stop: make(chan struct{}), done: make(chan struct{}), cancel: cancel}
 	go h.heartbeat(log)

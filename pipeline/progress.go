@@ -65,9 +65,12 @@ func (p *Progress) Resume(done int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.base = done
-	if p.sink.term != nil {
+	switch {
+	case p.total > 0 && done >= p.total:
+		// Nothing left to do: no bar, no line.
+	case p.sink.term != nil:
 		p.draw(time.Now())
-	} else {
+	default:
 		p.log.Info("resuming", "what", p.what, "done", p.base, "total", p.total, "unit", p.unit)
 	}
 }
