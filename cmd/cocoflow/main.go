@@ -23,6 +23,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	_ "github.com/cocoflow/cocoflow/models/family/sdxl" // registers the sdxl family (model_dir: an ONNX export of SDXL)
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 	"github.com/cocoflow/cocoflow/pipeline"

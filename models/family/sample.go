@@ -95,8 +95,9 @@ type Sampler struct {
 	dim    int // values per latent
 
 	textExec, denoiseExec *context.Exec
-	hasPooled             bool     // the text graph outputs a pooled state
-	extraKeys             []string // names of the Cond.Extra outputs of the text graph, in order
+	host                  HostRunner // the generator's own inference path (HostSampler), or nil
+	hasPooled             bool       // the text graph outputs a pooled state
+	extraKeys             []string   // names of the Cond.Extra outputs of the text graph, in order
 }
 
 // NewSampler prepares sampling with g. It returns an error if an option is out of range, the
@@ -144,6 +145,12 @@ func NewSampler(g Generator, opt SampleOptions) (*Sampler, error) {
 		return nil, err
 	}
 	s := &Sampler{g: g, info: info, tok: g.Tokenizer(), opt: opt, sched: sched, maxLen: maxLen, dim: dim}
+	if hs, ok := g.(HostSampler); ok {
+		if s.host, err = hs.NewHostRunner(2 * opt.BatchSize); err != nil {
+			return nil, fmt.Errorf("family: sample: generator %q: %w", info.Name, err)
+		}
+		return s, nil
+	}
 	ctx := g.Context().Reuse()
 	if s.textExec, err = context.NewExec(b, ctx, s.textGraph); err != nil {
 		return nil, fmt.Errorf("family: sample: text graph: %w", err)
@@ -155,8 +162,12 @@ func NewSampler(g Generator, opt SampleOptions) (*Sampler, error) {
 	return s, nil
 }
 
-// Close releases the compiled graphs.
+// Close releases the compiled graphs or the generator's host runner.
 func (s *Sampler) Close() {
+	if s.host != nil {
+		_ = s.host.Close()
+		s.host = nil
+	}
 	if s.textExec != nil {
 		s.textExec.Finalize()
 	}
@@ -227,7 +238,7 @@ func (s *Sampler) guided() bool { return s.opt.Guidance != 1 }
 // the vocabulary, no EOS, a word of the wrong width, a position past EOS or one that truncation
 // would drop), or the step at which the model failed.
 func (s *Sampler) Sample(reqs []SampleRequest) ([][]float32, error) {
-	if s.textExec == nil {
+	if s.textExec == nil && s.host == nil {
 		return nil, fmt.Errorf("family: sample: sampler is closed")
 	}
 	words := s.opt.MaxWords
@@ -318,58 +329,40 @@ func (s *Sampler) sampleBatch(reqs []SampleRequest, plans []prompt.Plan, fitted 
 		}
 		eos[r] = int32(rowPlans[r].EOS)
 	}
-	inputs := []any{tensors.FromFlatDataAndDimensions(ids, N, L), tensors.FromFlatDataAndDimensions(eos, N)}
-	m := prompt.OneHot(rowPlans, L, words)
-	if m == nil {
-		return nil, fmt.Errorf("insertion plans do not fit %d tokens and %d words", L, words)
-	}
+	vectors := make([][]float32, len(s.info.Encoders)) // per encoder: [N, words, Dim] pseudo-words
 	for k, enc := range s.info.Encoders {
-		w := make([]float32, N*words*enc.Dim)
+		vectors[k] = make([]float32, N*words*enc.Dim)
 		for r := range B {
 			for j, ins := range reqs[idx[r]].Insertions {
-				copy(w[(r*words+j)*enc.Dim:], ins.Words[k])
+				copy(vectors[k][(r*words+j)*enc.Dim:], ins.Words[k])
 			}
 		}
-		inputs = append(inputs, tensors.FromFlatDataAndDimensions(m, N, L, L+words), tensors.FromFlatDataAndDimensions(w, N, words, enc.Dim))
 	}
-	cond, err := s.textExec.Exec(inputs...)
+	batch := TextBatch{Rows: N, Length: L, IDs: ids, Plans: rowPlans, EOS: eos, Words: words, Vectors: vectors}
+	var denoise denoiser
+	var release func()
+	if s.host != nil {
+		denoise, release, err = s.hostText(batch)
+	} else {
+		denoise, release, err = s.graphText(batch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("text encoding: %w", err)
 	}
-	defer func() {
-		for _, t := range cond {
-			t.FinalizeAll()
-		}
-	}()
+	defer release()
 
-	latentDims := append([]int{N}, s.info.LatentShape...)
-	tIDs := make([]int32, N)
 	xin := make([]float32, N*s.dim)
 	eps := func(xt []float32, t int) ([]float32, error) {
 		copy(xin, xt)
 		if s.guided() {
 			copy(xin[B*s.dim:], xt)
 		}
-		for r := range tIDs {
-			tIDs[r] = int32(t)
-		}
-		args := []any{tensors.FromFlatDataAndDimensions(xin, latentDims...), tensors.FromFlatDataAndDimensions(tIDs, N)}
-		for _, c := range cond {
-			args = append(args, c)
-		}
-		outs, err := s.denoiseExec.Exec(args...)
-		if err != nil {
-			return nil, err
-		}
-		pred, err := tensors.CopyFlatData[float32](outs[0])
-		for _, o := range outs {
-			o.FinalizeAll()
-		}
+		pred, err := denoise(xin, t)
 		if err != nil {
 			return nil, err
 		}
 		if len(pred) != N*s.dim {
-			return nil, fmt.Errorf("denoiser returned %d values, want %d (%v)", len(pred), N*s.dim, latentDims)
+			return nil, fmt.Errorf("denoiser returned %d values, want %d (%d x %v)", len(pred), N*s.dim, N, s.info.LatentShape)
 		}
 		if s.info.Prediction == "v" {
 			pred = diffusion.VToEps(xin, pred, s.sched.AlphaBar(t))
@@ -385,4 +378,51 @@ func (s *Sampler) sampleBatch(reqs []SampleRequest, plans []prompt.Plan, fitted 
 	}
 	smp := diffusion.Sampler{Schedule: s.sched, Steps: s.opt.Steps, Spacing: s.opt.Spacing, Eta: s.opt.Eta, Seed: s.opt.Seed}
 	return smp.Sample(streams, s.dim, eps)
+}
+
+// denoiser predicts for the rows of one batch, [N, LatentShape...], at train timestep t; the
+// text conditioning is bound in.
+type denoiser func(xt []float32, t int) ([]float32, error)
+
+// graphText encodes the batch's text with the compiled text graph and returns the compiled
+// denoiser under that conditioning, and a function releasing the conditioning's tensors.
+func (s *Sampler) graphText(b TextBatch) (denoiser, func(), error) {
+	N, L, W := b.Rows, b.Length, b.Words
+	m := prompt.OneHot(b.Plans, L, W)
+	if m == nil {
+		return nil, nil, fmt.Errorf("insertion plans do not fit %d tokens and %d words", L, W)
+	}
+	inputs := []any{tensors.FromFlatDataAndDimensions(b.IDs, N, L), tensors.FromFlatDataAndDimensions(b.EOS, N)}
+	for k, enc := range s.info.Encoders {
+		inputs = append(inputs, tensors.FromFlatDataAndDimensions(m, N, L, L+W), tensors.FromFlatDataAndDimensions(b.Vectors[k], N, W, enc.Dim))
+	}
+	cond, err := s.textExec.Exec(inputs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {
+		for _, t := range cond {
+			t.FinalizeAll()
+		}
+	}
+	latentDims := append([]int{N}, s.info.LatentShape...)
+	tIDs := make([]int32, N)
+	return func(xt []float32, t int) ([]float32, error) {
+		for r := range tIDs {
+			tIDs[r] = int32(t)
+		}
+		args := []any{tensors.FromFlatDataAndDimensions(xt, latentDims...), tensors.FromFlatDataAndDimensions(tIDs, N)}
+		for _, c := range cond {
+			args = append(args, c)
+		}
+		outs, err := s.denoiseExec.Exec(args...)
+		if err != nil {
+			return nil, err
+		}
+		pred, err := tensors.CopyFlatData[float32](outs[0])
+		for _, o := range outs {
+			o.FinalizeAll()
+		}
+		return pred, err
+	}, release, nil
 }

@@ -152,3 +152,47 @@ cp `+tarballs+`/onnxruntime-node-1.30.0.tgz .
 		})
 	}
 }
+
+// TestInstallScriptGPU runs the --gpu variant offline: a fake npm hands out a core tarball
+// whose library is not the pinned one, which must stop the install before anything is copied.
+func TestInstallScriptGPU(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "tools", "install-ort.sh")
+	work := t.TempDir()
+	fakeTarball(t, work, map[string]string{"package/bin/napi-v6/linux/x64/libonnxruntime.so.1": "not the pinned library"})
+	if err := os.Rename(filepath.Join(work, "onnxruntime-node-1.30.0.tgz"), filepath.Join(work, "onnxruntime-node-1.29.0.tgz")); err != nil {
+		t.Fatal(err)
+	}
+	calls := filepath.Join(work, "npm-calls")
+	fakeNpm := filepath.Join(work, "npm")
+	writeScript(t, fakeNpm, `echo "$@" >>`+calls+`
+cp `+work+`/onnxruntime-node-1.29.0.tgz .
+`)
+	for _, c := range []struct {
+		args    []string
+		wantErr string
+		wantNpm string
+	}{
+		{[]string{"--gpu", filepath.Join(work, "gpu")}, "checksum mismatch for libonnxruntime.so.1 from onnxruntime-node-1.29.0.tgz", "pack onnxruntime-node@1.29.0"},
+		{[]string{"--cuda"}, "unknown option --cuda", ""},
+		{[]string{"a", "b"}, "too many arguments", ""},
+	} {
+		os.Remove(calls)
+		cmd := exec.Command("bash", append([]string{script}, c.args...)...)
+		cmd.Env = append(os.Environ(), "NPM="+fakeNpm)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err == nil {
+			t.Fatalf("%v: install-ort.sh succeeded", c.args)
+		}
+		if !strings.Contains(stderr.String(), c.wantErr) {
+			t.Errorf("%v: stderr %q, want %q", c.args, stderr.String(), c.wantErr)
+		}
+		got, _ := os.ReadFile(calls)
+		if !strings.Contains(string(got), c.wantNpm) || (c.wantNpm == "" && len(got) > 0) {
+			t.Errorf("%v: npm calls %q, want %q", c.args, got, c.wantNpm)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "gpu", "libonnxruntime.so.1")); err == nil {
+		t.Error("a library with the wrong checksum was installed")
+	}
+}

@@ -45,12 +45,17 @@ func readModelInfo(path string) (modelInfo, error) {
 	if err != nil {
 		return modelInfo{}, err
 	}
-	p := &pbReader{r: bufio.NewReaderSize(f, 1<<16)}
+	return parseModelInfo(f, st.Size())
+}
+
+// parseModelInfo is readModelInfo for a model of size bytes read from r.
+func parseModelInfo(r io.Reader, size int64) (modelInfo, error) {
+	p := &pbReader{r: bufio.NewReaderSize(r, 1<<16)}
 	var info modelInfo
 	var inputs []TensorInfo
 	initialized := map[string]bool{}
 	sawGraph := false
-	err = p.message(st.Size(), func(field, wire int) error {
+	err := p.message(size, func(field, wire int) error {
 		switch {
 		case field == 1 && wire == wireVarint: // ModelProto.ir_version
 			v, err := p.varint()

@@ -32,11 +32,8 @@ type Session struct {
 // a provider that cannot be enabled fails Open with "<name> execution
 // provider unavailable: <ONNX Runtime's message>".
 func Open(path string, opt Options) (*Session, error) {
-	if err := validateProviders(opt.Providers); err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if opt.IntraOpThreads < 0 || opt.InterOpThreads < 0 {
-		return nil, fmt.Errorf("open %s: thread counts must be >= 0, got intra %d, inter %d", path, opt.IntraOpThreads, opt.InterOpThreads)
+	if err := opt.check(path); err != nil {
+		return nil, err
 	}
 	info, err := readModelInfo(path)
 	if err != nil {
@@ -46,6 +43,27 @@ func Open(path string, opt Options) (*Session, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	return open(path, info, opt, nil, func(so *ortgo.SessionOptions, in, out []string) (*ortgo.DynamicAdvancedSession, error) {
+		return ortgo.NewDynamicAdvancedSession(path, in, out, so)
+	})
+}
+
+// check validates the providers and thread counts of a session for the model name.
+func (opt Options) check(name string) error {
+	if err := validateProviders(opt.Providers); err != nil {
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	if opt.IntraOpThreads < 0 || opt.InterOpThreads < 0 {
+		return fmt.Errorf("open %s: thread counts must be >= 0, got intra %d, inter %d", name, opt.IntraOpThreads, opt.InterOpThreads)
+	}
+	return nil
+}
+
+// open creates a session for the model described by info (named path in errors) with
+// newSession, after setting up the session options (config entries first, then threads and
+// providers).
+func open(path string, info modelInfo, opt Options, config map[string]string,
+	newSession func(so *ortgo.SessionOptions, in, out []string) (*ortgo.DynamicAdvancedSession, error)) (*Session, error) {
 	if len(info.outputs) == 0 {
 		return nil, fmt.Errorf("open %s: the model declares no outputs", path)
 	}
@@ -57,6 +75,16 @@ func Open(path string, opt Options) (*Session, error) {
 		return nil, fmt.Errorf("open %s: session options: %w", path, err)
 	}
 	defer so.Destroy()
+	keys := make([]string, 0, len(config))
+	for k := range config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := so.AddSessionConfigEntry(k, config[k]); err != nil {
+			return nil, fmt.Errorf("open %s: session config %s: %w", path, k, err)
+		}
+	}
 	if opt.IntraOpThreads > 0 {
 		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
 			return nil, fmt.Errorf("open %s: intra-op threads: %w", path, err)
@@ -82,7 +110,7 @@ func Open(path string, opt Options) (*Session, error) {
 	for i, out := range info.outputs {
 		outNames[i] = out.Name
 	}
-	s.sess, err = ortgo.NewDynamicAdvancedSession(path, inNames, outNames, so)
+	s.sess, err = newSession(so, inNames, outNames)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: onnx runtime cannot load the model: %s", path, oneLine(err.Error()))
 	}
