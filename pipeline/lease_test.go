@@ -21,19 +21,16 @@ var blockStarted = make(chan struct{}, 16)
 
 func init() {
 	// test-block reports 3 of 10 units done, then waits until its run is cancelled.
-	Register(&Kind{
+	Register(Spec[struct{}]{
 		Name: "test-block", Version: "1", Doc: "blocks until cancelled",
-		Params:  ParamsOf[struct{}](),
 		Outputs: []Port{{Name: "out", Schema: numberRow{}}},
-		New: func(any) (Stage, error) {
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				prog := job.Progress("waiting", 10, "units")
-				defer prog.Done()
-				prog.Add(3)
-				blockStarted <- struct{}{}
-				<-ctx.Done()
-				return ctx.Err()
-			}), nil
+		Run: func(ctx context.Context, job *Job, _ *struct{}) error {
+			prog := job.Progress("waiting", 10, "units")
+			defer prog.Done()
+			prog.Add(3)
+			blockStarted <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
 		},
 	})
 }

@@ -17,19 +17,16 @@ var testWeights struct {
 }
 
 func init() {
-	Register(&Kind{
+	Register(Spec[struct{}]{
 		Name: "test-model", Version: "1", Doc: "a stage that loads model weights",
-		Params:  ParamsOf[struct{}](),
 		Outputs: []Port{{Name: "out", Schema: sumRow{}}},
-		Models: func(any) (map[string]string, error) {
+		Models: func(*struct{}) (map[string]string, error) {
 			testWeights.Lock()
 			defer testWeights.Unlock()
 			return map[string]string{"generator": testWeights.digest}, testWeights.err
 		},
-		New: func(any) (Stage, error) {
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				return WriteRows(job, job.Output("out"), []sumRow{{Count: 1}}, 0)
-			}), nil
+		Run: func(ctx context.Context, job *Job, _ *struct{}) error {
+			return WriteRows(job, job.Output("out"), []sumRow{{Count: 1}}, 0)
 		},
 	})
 }

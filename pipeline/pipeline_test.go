@@ -38,68 +38,57 @@ type squareParams struct {
 var shardCalls atomic.Int64
 
 func init() {
-	Register(&Kind{
+	Register(Spec[numbersParams]{
 		Name: "test-numbers", Version: "1", Doc: "numbers", Sharded: true,
-		Params:  ParamsOf[numbersParams](),
 		Outputs: []Port{{Name: "numbers", Schema: numberRow{}}},
-		New: func(params any) (Stage, error) {
-			p := params.(*numbersParams)
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				n := (p.Count + p.ShardSize - 1) / p.ShardSize
-				return MapShards(ctx, job, job.Output("numbers"), n, func(ctx context.Context, shard int) ([]numberRow, error) {
-					shardCalls.Add(1)
-					if shard == p.FailAt {
-						return nil, errors.New("injected failure")
-					}
-					var rows []numberRow
-					for i := shard * p.ShardSize; i < min((shard+1)*p.ShardSize, p.Count); i++ {
-						rows = append(rows, numberRow{Index: int64(i), Value: float64(i) + float64(job.Seed), Tag: p.Tag})
-					}
-					return rows, nil
-				})
-			}), nil
+		Run: func(ctx context.Context, job *Job, p *numbersParams) error {
+			n := (p.Count + p.ShardSize - 1) / p.ShardSize
+			return MapShards(ctx, job, job.Output("numbers"), n, func(ctx context.Context, shard int) ([]numberRow, error) {
+				shardCalls.Add(1)
+				if shard == p.FailAt {
+					return nil, errors.New("injected failure")
+				}
+				var rows []numberRow
+				for i := shard * p.ShardSize; i < min((shard+1)*p.ShardSize, p.Count); i++ {
+					rows = append(rows, numberRow{Index: int64(i), Value: float64(i) + float64(job.Seed), Tag: p.Tag})
+				}
+				return rows, nil
+			})
 		},
 	})
-	Register(&Kind{
+	Register(Spec[squareParams]{
 		Name: "test-square", Version: "1", Doc: "squares", Sharded: true,
-		Params:  ParamsOf[squareParams](),
 		Inputs:  []Port{{Name: "numbers"}},
 		Outputs: []Port{{Name: "squares", Schema: numberRow{}}},
-		New: func(params any) (Stage, error) {
-			p := params.(*squareParams)
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				in := job.Input("numbers")
-				return MapShards(ctx, job, job.Output("squares"), in.NumShards(), func(ctx context.Context, shard int) ([]numberRow, error) {
-					rows, err := ReadShard[numberRow](in, shard)
-					if err != nil {
-						return nil, err
-					}
-					for i := range rows {
-						rows[i].Value = rows[i].Value*rows[i].Value + p.Offset
-					}
-					return rows, nil
-				})
-			}), nil
+		Run: func(ctx context.Context, job *Job, p *squareParams) error {
+			in := job.Input("numbers")
+			return MapShards(ctx, job, job.Output("squares"), in.NumShards(), func(ctx context.Context, shard int) ([]numberRow, error) {
+				rows, err := ReadShard[numberRow](in, shard)
+				if err != nil {
+					return nil, err
+				}
+				for i := range rows {
+					rows[i].Value = rows[i].Value*rows[i].Value + p.Offset
+				}
+				return rows, nil
+			})
 		},
 	})
-	Register(&Kind{
+	Register(Spec[struct{}]{
 		Name: "test-sum", Version: "1", Doc: "sum",
-		Params:  ParamsOf[struct{}](),
 		Inputs:  []Port{{Name: "values"}},
 		Outputs: []Port{{Name: "sum", Schema: sumRow{}}},
-		New: func(any) (Stage, error) {
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				rows, err := ReadAll[numberRow](job.Input("values"))
-				if err != nil {
-					return err
-				}
-				var s sumRow
-				for _, r := range rows {
-					s.Total += r.Value
-					s.Count++
-				}
-				return WriteRows(job, job.Output("sum"), []sumRow{s}, 0)
-			}), nil
+		Run: func(ctx context.Context, job *Job, _ *struct{}) error {
+			rows, err := ReadAll[numberRow](job.Input("values"))
+			if err != nil {
+				return err
+			}
+			var s sumRow
+			for _, r := range rows {
+				s.Total += r.Value
+				s.Count++
+			}
+			return WriteRows(job, job.Output("sum"), []sumRow{s}, 0)
 		},
 	})
 }
@@ -414,28 +403,25 @@ func TestInspectReadsShardsWithArrow(t *testing.T) {
 }
 
 func init() {
-	Register(&Kind{
+	Register(Spec[struct{}]{
 		Name: "test-concat", Version: "1", Doc: "sums of several datasets, in order",
-		Params:  ParamsOf[struct{}](),
 		Inputs:  []Port{{Name: "parts", List: true}},
 		Outputs: []Port{{Name: "sums", Schema: sumRow{}}},
-		New: func(any) (Stage, error) {
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				var out []sumRow
-				for _, ds := range job.Inputs("parts") {
-					rows, err := ReadAll[numberRow](ds)
-					if err != nil {
-						return err
-					}
-					s := sumRow{}
-					for _, r := range rows {
-						s.Total += r.Value
-						s.Count++
-					}
-					out = append(out, s)
+		Run: func(ctx context.Context, job *Job, _ *struct{}) error {
+			var out []sumRow
+			for _, ds := range job.Inputs("parts") {
+				rows, err := ReadAll[numberRow](ds)
+				if err != nil {
+					return err
 				}
-				return WriteRows(job, job.Output("sums"), out, 0)
-			}), nil
+				s := sumRow{}
+				for _, r := range rows {
+					s.Total += r.Value
+					s.Count++
+				}
+				out = append(out, s)
+			}
+			return WriteRows(job, job.Output("sums"), out, 0)
 		},
 	})
 }

@@ -19,7 +19,8 @@ type StageFunc func(ctx context.Context, job *Job) error
 // Run calls f(ctx, job).
 func (f StageFunc) Run(ctx context.Context, job *Job) error { return f(ctx, job) }
 
-// Kind is a stage kind: what `uses:` names in a config. Kinds register themselves at init.
+// Kind is a registered stage kind: what `uses:` names in a config. The engine reads it; stage
+// packages declare one with a Spec and Register, never by hand.
 type Kind struct {
 	Name string
 	Doc  string // one paragraph for `cocoflow stages`
@@ -32,16 +33,42 @@ type Kind struct {
 	// Sharded kinds produce output shard i from input shard i alone (or, without inputs, from
 	// the seed and i alone), so they can run a slice of shards with --shard-index/--shard-count.
 	Sharded bool
-	// Models returns the digests of the model weights the stage would load for params, by
-	// role ("generator", "face", ...); optional. They are part of every output fingerprint, so
+	// Models returns the digests of the model weights the stage would load for params (a *P
+	// made by Params.Decode), by role; nil when the kind loads none. See Spec.Models.
+	Models func(params any) (map[string]string, error)
+	// Check validates params beyond types and bounds; nil when the kind has nothing to check.
+	Check func(params any) error
+	// New builds the stage for validated params.
+	New func(params any) (Stage, error)
+}
+
+// Spec declares a stage kind whose parameters are the tagged struct P (see ParamsOf): the
+// engine decodes a config's `with:` into a *P and hands it, typed, to Check, Models and Run
+// (or New), so stage code never casts its parameters.
+type Spec[P any] struct {
+	Name string
+	Doc  string // one paragraph for `cocoflow stages`
+	// Version is part of every output fingerprint: bump it when the kind's output for the same
+	// inputs and parameters changes, so existing outputs are recomputed.
+	Version string
+	Inputs  []Port
+	Outputs []Port
+	// Sharded kinds produce output shard i from input shard i alone (or, without inputs, from
+	// the seed and i alone), so they can run a slice of shards with --shard-index/--shard-count.
+	Sharded bool
+	// Models returns the digests of the model weights the stage would load for p, by role
+	// ("generator", "face", ...); optional. They are part of every output fingerprint, so
 	// outputs made with other weights (say, after new built-in defaults) are recomputed, and
 	// the run manifest records them.
-	Models func(params any) (map[string]string, error)
+	Models func(p *P) (map[string]string, error)
 	// Check validates parameter combinations beyond types and bounds (optional); it runs at
 	// config load, so `cocoflow validate` reports it with the stage's line.
-	Check func(params any) error
-	// New builds the stage for validated params (a *P of the Params struct).
-	New func(params any) (Stage, error)
+	Check func(p *P) error
+	// Run runs the stage with its validated parameters. Set Run, or New when building the
+	// stage does work of its own that can fail before any input is read (opening a model,
+	// dialling a server); not both.
+	Run func(ctx context.Context, job *Job, p *P) error
+	New func(p *P) (Stage, error)
 }
 
 // Port is a named input or output dataset of a kind.
@@ -81,13 +108,37 @@ var (
 	registry   = map[string]*Kind{}
 )
 
-// Register adds a stage kind. It panics on a duplicate name or an incomplete declaration:
-// registration happens at init, so that is a programming error.
-func Register(k *Kind) {
+// Register adds the stage kind s declares, with the parameters of P. It panics on a duplicate
+// name or an incomplete declaration: registration happens at init, so that is a programming
+// error.
+func Register[P any](s Spec[P]) {
+	if (s.Run == nil) == (s.New == nil) {
+		panic(fmt.Sprintf("pipeline.Register: kind %q needs exactly one of Run and New", s.Name))
+	}
+	k := &Kind{Name: s.Name, Doc: s.Doc, Version: s.Version, Params: ParamsOf[P](), Inputs: s.Inputs, Outputs: s.Outputs, Sharded: s.Sharded}
+	// Params.Decode makes every params value a *P, so these assertions cannot fail.
+	if s.Models != nil {
+		k.Models = func(params any) (map[string]string, error) { return s.Models(params.(*P)) }
+	}
+	if s.Check != nil {
+		k.Check = func(params any) error { return s.Check(params.(*P)) }
+	}
+	if s.New != nil {
+		k.New = func(params any) (Stage, error) { return s.New(params.(*P)) }
+	} else {
+		k.New = func(params any) (Stage, error) {
+			p := params.(*P)
+			return StageFunc(func(ctx context.Context, job *Job) error { return s.Run(ctx, job, p) }), nil
+		}
+	}
+	register(k)
+}
+
+func register(k *Kind) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	if k.Name == "" || k.New == nil || k.Version == "" {
-		panic(fmt.Sprintf("pipeline.Register: kind %q needs Name, Version and New", k.Name))
+	if k.Name == "" || k.Version == "" {
+		panic(fmt.Sprintf("pipeline.Register: kind %q needs Name and Version", k.Name))
 	}
 	if _, dup := registry[k.Name]; dup {
 		panic(fmt.Sprintf("pipeline.Register: kind %q registered twice", k.Name))

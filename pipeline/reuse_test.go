@@ -107,36 +107,33 @@ var (
 
 func init() {
 	flakyServer.Store("up")
-	Register(&Kind{
+	Register(Spec[struct{}]{
 		Name: "test-flaky", Version: "1", Doc: "rows that a flaky server makes", Sharded: true,
-		Params:  ParamsOf[struct{}](),
 		Outputs: []Port{{Name: "rows", Schema: flakyRow{}}},
-		New: func(any) (Stage, error) {
-			return StageFunc(func(ctx context.Context, job *Job) error {
-				out := job.Output("rows")
-				return MapShards(ctx, job, out, 4, func(ctx context.Context, shard int) ([]flakyRow, error) {
-					prev := PreviousRows[flakyRow](job, out, shard)
-					rows := make([]flakyRow, 8)
-					for k := range rows {
-						i := int64(shard*8 + k)
-						if k < len(prev) && !job.Retry(prev[k]) {
-							rows[k] = prev[k]
-							continue
-						}
-						flakyCalls.Add(1)
-						rows[k] = flakyRow{Index: i, Value: i * i}
-						switch flakyServer.Load() {
-						case "down":
-							rows[k] = flakyRow{Index: i, Error: fmt.Sprintf("row %d: HTTP 500", i), Transient: true}
-						case "picky":
-							if i%4 == 0 {
-								rows[k] = flakyRow{Index: i, Error: fmt.Sprintf("row %d: no concept word", i)}
-							}
+		Run: func(ctx context.Context, job *Job, _ *struct{}) error {
+			out := job.Output("rows")
+			return MapShards(ctx, job, out, 4, func(ctx context.Context, shard int) ([]flakyRow, error) {
+				prev := PreviousRows[flakyRow](job, out, shard)
+				rows := make([]flakyRow, 8)
+				for k := range rows {
+					i := int64(shard*8 + k)
+					if k < len(prev) && !job.Retry(prev[k]) {
+						rows[k] = prev[k]
+						continue
+					}
+					flakyCalls.Add(1)
+					rows[k] = flakyRow{Index: i, Value: i * i}
+					switch flakyServer.Load() {
+					case "down":
+						rows[k] = flakyRow{Index: i, Error: fmt.Sprintf("row %d: HTTP 500", i), Transient: true}
+					case "picky":
+						if i%4 == 0 {
+							rows[k] = flakyRow{Index: i, Error: fmt.Sprintf("row %d: no concept word", i)}
 						}
 					}
-					return rows, nil
-				})
-			}), nil
+				}
+				return rows, nil
+			})
 		},
 	})
 }

@@ -70,21 +70,7 @@ stages:
 func BenchmarkTrainStep(b *testing.B) {
 	const steps = 8
 	full := benchGenerator(b)
-	tok, err := tiny.Tokenizer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := tiny.DefaultConfig(tok.VocabSize())
-	cfg.TextWidth, cfg.TextDepth, cfg.TextHeads = 16, 1, 2
-	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim = 16, 1, 2, 1, 16
-	small, err := tiny.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	smallDir := filepath.Join(b.TempDir(), "small")
-	if err := small.Save(smallDir); err != nil {
-		b.Fatal(err)
-	}
+	smallDir := saveSmallGenerator(b, 1)
 	b.ResetTimer()
 	var tFull, tSmall float64
 	for i := 0; i < b.N; i++ {

@@ -25,24 +25,7 @@ func benchPrep(b *testing.B) (string, *pipeline.Config) {
 		if benchErr != nil {
 			return
 		}
-		benchCfg, benchErr = pipeline.ParseConfig("bench.yaml", []byte(`name: bench
-stages:
-  - id: ingest
-    uses: ingest
-    with: {identities: 50, images_per_identity: 8, shard_size: 100}
-  - id: caption
-    uses: caption
-    inputs: {images: ingest}
-  - id: mask
-    uses: mask
-    inputs: {images: ingest}
-  - id: encode
-    uses: encode
-    inputs: {images: ingest, captions: caption, masks: mask}
-  - id: triplets
-    uses: triplets
-    inputs: {images: ingest, latents: encode.latents, tokens: encode.tokens}
-`))
+		benchCfg, benchErr = pipeline.ParseConfig("bench.yaml", []byte(prepConfig("name: bench", "{identities: 50, images_per_identity: 8, shard_size: 100}", true)))
 		if benchErr != nil {
 			return
 		}

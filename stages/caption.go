@@ -32,7 +32,7 @@ type captionParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[captionParams]{
 		Name:    "caption",
 		Version: "1",
 		Doc: "Writes per_image different captions per image, each containing the image's concept word " +
@@ -41,12 +41,10 @@ func init() {
 			"OpenAI-compatible chat-completions server). A caption the server could not make becomes a " +
 			"row with error set, not a failed run; a plain rerun asks again for the images whose " +
 			"captions failed transiently (timeouts, 429, 5xx; their error starts with \"transient: \").",
-		Params:  pipeline.ParamsOf[captionParams](),
 		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
 		Outputs: []pipeline.Port{{Name: "captions", Doc: "per_image rows per image", Schema: CaptionRow{}}},
 		Sharded: true,
-		New: func(params any) (pipeline.Stage, error) {
-			p := params.(*captionParams)
+		New: func(p *captionParams) (pipeline.Stage, error) {
 			capt, backend, err := newCaptioner(p)
 			if err != nil {
 				return nil, err

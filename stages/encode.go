@@ -19,7 +19,7 @@ type encodeParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[encodeParams]{
 		Name:    "encode",
 		Version: "1",
 		Doc: "Maps images to latents with the family's autoencoder, masks to latent resolution, and " +
@@ -27,7 +27,6 @@ func init() {
 			"concept word. A caption whose concept word is missing or would be truncated away (no room " +
 			"left to insert a pseudo-word before it) is kept as a row with error set and counted, not " +
 			"crashed on.",
-		Params: pipeline.ParamsOf[encodeParams](),
 		Inputs: []pipeline.Port{
 			{Name: "images", Doc: "ingest output"},
 			{Name: "captions", Doc: "caption output"},
@@ -38,8 +37,7 @@ func init() {
 			{Name: "tokens", Doc: "one row per caption", Schema: TokenRow{}},
 		},
 		Sharded: true,
-		New: func(params any) (pipeline.Stage, error) {
-			p := params.(*encodeParams)
+		New: func(p *encodeParams) (pipeline.Stage, error) {
 			spec, err := family.Lookup(p.Family)
 			if err != nil {
 				return nil, err

@@ -3,12 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
-	"image"
-	"image/color"
-	"image/draw"
 	"maps"
-	"math"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -18,7 +13,6 @@ import (
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/judges/tinyclip"
 	"github.com/cocoflow/cocoflow/models/judges/tinyface"
-	"github.com/cocoflow/cocoflow/models/metrics"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 
@@ -35,7 +29,7 @@ type evaluateParams struct {
 	Family   string  `param:"family" default:"tiny" doc:"model family of the generator"`
 	ModelDir string  `param:"model_dir" doc:"the family's model folder (\"\" for its built-in default)"`
 	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
-	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
+	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 
 	FaceModel  string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
 	CLIPModel  string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
@@ -48,15 +42,14 @@ type evaluateParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[evaluateParams]{
 		Name:    "evaluate",
-		Version: "1",
+		Version: "2", // 2: guidance 0 samples unconditionally (it sampled with guidance 4)
 		Doc: "The paper's evaluation protocol (§4.2): identities = subject codes, each generated " +
 			"samples_per_identity times (other seeds; other prompts of its subject for free-form sets); " +
 			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +
 			"generator (no_code row, grouped by prompt and identity slot). Scores Face Sim, Face Div, " +
 			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities.",
-		Params: pipeline.ParamsOf[evaluateParams](),
 		Inputs: []pipeline.Port{
 			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
 			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
@@ -66,11 +59,8 @@ func init() {
 			{Name: "scores", Doc: "per-image embeddings and CLIP-T", Schema: EvalScoreRow{}},
 			{Name: "metrics", Doc: "one row per method and metric", Schema: MetricRow{}},
 		},
-		Models: func(params any) (map[string]string, error) {
-			return params.(*evaluateParams).models()
-		},
-		Check: func(params any) error {
-			p := params.(*evaluateParams)
+		Models: (*evaluateParams).models,
+		Check: func(p *evaluateParams) error {
 			for _, m := range p.Methods {
 				if m != "dataset" && m != "no_code" && m != "cocoins" {
 					return fmt.Errorf("methods: unknown method %q (dataset, no_code, cocoins)", m)
@@ -87,11 +77,7 @@ func init() {
 			_, err := loadPromptSet(p.PromptSet)
 			return err
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runEvaluate(ctx, job, params.(*evaluateParams))
-			}), nil
-		},
+		Run: runEvaluate,
 	})
 }
 
@@ -183,6 +169,9 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		}
 		return rows, nil
 	})
+	if gen != nil {
+		gen.close()
+	}
 	if err != nil {
 		return err
 	}
@@ -216,19 +205,6 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		job.Record(m.Method+"."+m.Metric, m.Value)
 	}
 	return pipeline.WriteRows(job, job.Output("metrics"), table, 0)
-}
-
-// readShards reads back the n shards a stage has just written to out.
-func readShards[T any](out *pipeline.Output, n int) ([]T, error) {
-	var rows []T
-	for i := range n {
-		r, err := pipeline.ReadFile[T](filepath.Join(out.Dir, pipeline.ShardName(i)))
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, r...)
-	}
-	return rows, nil
 }
 
 // promptsBySubject groups a set's prompts by subject, keeping the set's order, restricted to
@@ -372,184 +348,4 @@ func (p *evaluateParams) models() (map[string]string, error) {
 		return nil, fmt.Errorf("CLIP: %w", err)
 	}
 	return m, nil
-}
-
-// scorer holds the metric models: the identity encoder (ArcFace's role) and CLIP.
-type scorer struct {
-	face *tinyface.Model
-	clip *tinyclip.Model
-}
-
-// newScorer loads the metric models named by p, or the committed tiny ones.
-func newScorer(p *evaluateParams) (*scorer, error) {
-	face, err := loadFace(p.FaceModel)
-	if err != nil {
-		return nil, err
-	}
-	clip, err := loadCLIP(p.CLIPModel)
-	if err != nil {
-		return nil, err
-	}
-	return &scorer{face: face, clip: clip}, nil
-}
-
-// score embeds every image with the identity encoder and CLIP, and its prompt with CLIP; with
-// classes, it also picks the class whose CLIP prompt ("a photo of a <class>.") is nearest to
-// each image.
-func (s *scorer) score(rows []EvalImageRow, classes []string) ([]EvalScoreRow, error) {
-	face, clip := s.face, s.clip
-	imgs := make([]image.Image, len(rows))
-	subj := make([]image.Image, len(rows))
-	texts := make([]string, len(rows))
-	for i, r := range rows {
-		img, err := imageio.Decode(r.Image)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", r.ID, err)
-		}
-		imgs[i], subj[i], texts[i] = img, subjectRegion(img), r.Prompt
-	}
-	faces, err := face.Embed(imgs)
-	if err != nil {
-		return nil, err
-	}
-	ie, err := clip.EmbedImages(imgs)
-	if err != nil {
-		return nil, err
-	}
-	se, err := clip.EmbedImages(subj)
-	if err != nil {
-		return nil, err
-	}
-	te, err := clip.EmbedTexts(texts)
-	if err != nil {
-		return nil, err
-	}
-	var ce [][]float32
-	if len(classes) > 0 {
-		cp := make([]string, len(classes))
-		for i, c := range classes {
-			cp[i] = tinyclip.ClassPrompt(c)
-		}
-		if ce, err = clip.EmbedTexts(cp); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]EvalScoreRow, len(rows))
-	for i, r := range rows {
-		out[i] = EvalScoreRow{ID: r.ID, Method: r.Method, Group: r.Group, Face: faces[i], Image: ie[i], Subject: se[i],
-			ClipT: float32(metrics.Cosine(te[i], ie[i]))}
-		best := math.Inf(-1)
-		for k, c := range ce {
-			if v := metrics.Cosine(ie[i], c); v > best {
-				best, out[i].Class = v, classes[k]
-			}
-		}
-	}
-	return out, nil
-}
-
-// subjectRegion keeps the subject's region of a synthfaces-like portrait, the central
-// three quarters where the renderer always places head and shoulders, and paints the rest
-// mid-grey: the tiny world's stand-in for DreamSim on a Grounded-SAM subject mask, which
-// generated images do not come with.
-func subjectRegion(img image.Image) image.Image {
-	b := img.Bounds()
-	out := image.NewRGBA(b)
-	draw.Draw(out, b, image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
-	mx, my := b.Dx()/8, b.Dy()/8
-	inner := image.Rect(b.Min.X+mx, b.Min.Y+my, b.Max.X-mx, b.Max.Y)
-	draw.Draw(out, inner, img, inner.Min, draw.Src)
-	return out
-}
-
-// aggregate computes, per method, Face Sim, Face Div, CLIP-T and DreamSim-style similarity
-// over the identities, with bootstrap intervals over identities.
-func aggregate(rows []EvalImageRow, scores []EvalScoreRow, p *evaluateParams, seed uint64) ([]MetricRow, error) {
-	type acc struct {
-		groups                  []string
-		face, subj, clip, class map[string]metrics.Group
-		images                  int
-	}
-	var methods []string
-	by := map[string]*acc{}
-	for i, r := range rows {
-		a, ok := by[r.Method]
-		if !ok {
-			a = &acc{face: map[string]metrics.Group{}, subj: map[string]metrics.Group{}, clip: map[string]metrics.Group{}, class: map[string]metrics.Group{}}
-			by[r.Method] = a
-			methods = append(methods, r.Method)
-		}
-		if _, ok := a.face[r.Group]; !ok {
-			a.groups = append(a.groups, r.Group)
-		}
-		s := scores[i]
-		a.face[r.Group] = append(a.face[r.Group], s.Face)
-		a.subj[r.Group] = append(a.subj[r.Group], s.Subject)
-		a.clip[r.Group] = append(a.clip[r.Group], []float32{s.ClipT})
-		hit := float32(0)
-		if s.Class == r.Subject {
-			hit = 1
-		}
-		a.class[r.Group] = append(a.class[r.Group], []float32{hit})
-		a.images++
-	}
-	var out []MetricRow
-	for mi, m := range methods {
-		a := by[m]
-		list := func(g map[string]metrics.Group) []metrics.Group {
-			out := make([]metrics.Group, len(a.groups))
-			for i, name := range a.groups {
-				out[i] = g[name]
-			}
-			return out
-		}
-		for k, st := range []struct {
-			name   string
-			groups []metrics.Group
-			stat   func([]metrics.Group) float64
-		}{
-			{"face_sim", list(a.face), metrics.Similarity},
-			{"face_div", list(a.face), metrics.Diversity},
-			{"clip_t", list(a.clip), metrics.MeanOfGroups},
-			{"dreamsim", list(a.subj), metrics.Similarity},
-			{"class_acc", list(a.class), metrics.MeanOfGroups},
-		} {
-			table := p.Table
-			if st.name == "class_acc" {
-				if p.ClassTable == "" {
-					continue
-				}
-				table = p.ClassTable
-			} else if !slices.Contains(p.Metrics, st.name) {
-				continue
-			}
-			v := st.stat(st.groups)
-			if math.IsNaN(v) {
-				return nil, fmt.Errorf("%s %s: not defined for %d identities", m, st.name, len(st.groups))
-			}
-			iv := metrics.Interval{Lo: math.NaN(), Hi: math.NaN()}
-			if p.Bootstrap > 0 {
-				iv = metrics.Bootstrap(st.groups, st.stat, p.Bootstrap, 0.95, seed+uint64(100*mi+k))
-			}
-			out = append(out, MetricRow{Table: table, Method: m, Metric: st.name, Value: v, Lo: iv.Lo, Hi: iv.Hi,
-				Identities: int32(len(a.groups)), Images: int32(a.images)})
-		}
-	}
-	return out, nil
-}
-
-// loadFace loads the identity encoder of dir, or the committed tiny one.
-func loadFace(dir string) (*tinyface.Model, error) {
-	if dir == "" {
-		return tinyface.LoadDefault()
-	}
-	return tinyface.Load(dir)
-}
-
-// loadCLIP loads the CLIP model of dir, or the committed tiny one.
-func loadCLIP(dir string) (*tinyclip.Model, error) {
-	if dir == "" {
-		return tinyclip.LoadDefault()
-	}
-	return tinyclip.Load(dir)
 }

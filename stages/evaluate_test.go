@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image"
@@ -204,5 +205,59 @@ func TestEvaluateFingerprintsItsWeights(t *testing.T) {
 	}
 	if _, err := (&evaluateParams{Methods: []string{"dataset"}, Family: "tiny", CLIPModel: t.TempDir()}).models(); err == nil || !strings.Contains(err.Error(), "CLIP") {
 		t.Errorf("empty CLIP folder: err %v", err)
+	}
+}
+
+// TestEvaluateGuidanceZeroIsUnconditional trains a mapper through the stage and evaluates with
+// guidance 0: the sampler then follows the unconditional branch alone, so every cocoins image
+// is byte for byte its no_code twin (same prompt and seed, a code inserted) — while with
+// guidance 4 the codes change them. Guidance 0 used to be rewritten to 4.
+func TestEvaluateGuidanceZeroIsUnconditional(t *testing.T) {
+	gen := randomGenerator(t)
+	face, clip := metricModels(t)
+	dir := t.TempDir()
+	cfg := trainConfig(gen, 2)
+	for _, g := range []int{0, 4} {
+		cfg += fmt.Sprintf(`  - id: eval%d
+    uses: evaluate
+    inputs: {mapper: train.mapper}
+    with: {methods: [no_code, cocoins], subjects: [man, woman], identities_per_subject: 2, samples_per_identity: 2,
+           steps: 2, guidance: %d, bootstrap: 0, model_dir: %q, face_model: %q, clip_model: %q}
+`, g, g, gen, face, clip)
+	}
+	if _, err := runConfig(t, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []int{0, 4} {
+		imgs := readAll[EvalImageRow](t, filepath.Join(dir, "p", fmt.Sprintf("eval%d", g), "images"))
+		plain := map[string][]byte{}
+		for _, r := range imgs {
+			if r.Method == "no_code" {
+				plain[fmt.Sprint(r.Prompt, r.Seed)] = r.Image
+			}
+		}
+		same, coded := 0, 0
+		for _, r := range imgs {
+			if r.Method != "cocoins" {
+				continue
+			}
+			twin, ok := plain[fmt.Sprint(r.Prompt, r.Seed)]
+			if !ok {
+				t.Fatalf("guidance %d: cocoins image %s (%q, seed %d) has no no_code twin", g, r.ID, r.Prompt, r.Seed)
+			}
+			coded++
+			if bytes.Equal(twin, r.Image) {
+				same++
+			}
+		}
+		if coded != 8 {
+			t.Fatalf("guidance %d: %d cocoins images, want 8", g, coded)
+		}
+		if g == 0 && same != coded {
+			t.Errorf("guidance 0: %d of %d cocoins images equal their no_code twin, want all (unconditional sampling)", same, coded)
+		}
+		if g == 4 && same == coded {
+			t.Errorf("guidance 4: every cocoins image equals its no_code twin: the codes had no effect, so the test shows nothing")
+		}
 	}
 }

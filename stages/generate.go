@@ -3,20 +3,13 @@ package stages
 import (
 	"context"
 	"fmt"
-	"image"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
-	"github.com/cocoflow/cocoflow/datasets/prompts"
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/mapper"
-	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/pipeline"
 	"github.com/cocoflow/cocoflow/pipeline/chart"
 )
@@ -33,7 +26,7 @@ type generateParams struct {
 	NoCode         bool     `param:"no_code" default:"false" doc:"also generate every prompt without a pseudo-word (the plain generator)"`
 	Seeds          []int    `param:"seeds" default:"0,1,2,3" doc:"noise seeds: each (prompt, codes) is generated once per seed"`
 	Steps          int      `param:"steps" default:"20" min:"1" doc:"DDIM steps"`
-	Guidance       float64  `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale"`
+	Guidance       float64  `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 	Eta            float64  `param:"eta" default:"0" min:"0" max:"1" doc:"DDIM η (0: deterministic sampling)"`
 	Concepts       []string `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words codes attach to"`
 	Batch          int      `param:"batch" default:"16" min:"1" fingerprint:"-" doc:"images per sampler batch"`
@@ -41,39 +34,20 @@ type generateParams struct {
 	SheetBy        string   `param:"sheet_by" default:"codes" enum:"codes,prompts" doc:"contact sheet rows: one per code group, or one per code group and prompt"`
 }
 
-// GeneratedRow is one generated image (output "images" of generate).
-type GeneratedRow struct {
-	ID       string   `parquet:"id"`            // g-<item index>
-	Prompt   string   `parquet:"prompt"`        // the prompt as written
-	Codes    []int64  `parquet:"codes,list"`    // code seeds, one per instantiated concept; empty: none
-	Concepts []string `parquet:"concepts,list"` // the concept words the codes were inserted before
-	Seed     int64    `parquet:"seed"`          // noise seed
-	Steps    int32    `parquet:"steps"`         // DDIM steps
-	Guidance float32  `parquet:"guidance"`      // CFG scale
-	Width    int32    `parquet:"width"`
-	Height   int32    `parquet:"height"`
-	Image    []byte   `parquet:"image"` // PNG
-}
-
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[generateParams]{
 		Name:    "generate",
-		Version: "1",
+		Version: "2", // 2: guidance 0 samples unconditionally (it sampled with guidance 4)
 		Doc: "Generates images for prompts x subject codes x seeds with DDIM and classifier-free " +
 			"guidance, deterministically for a seed. A code z (from its integer seed) goes through the " +
 			"trained mapper to a pseudo-word inserted before a concept word; several codes per prompt " +
 			"instantiate several subjects. Writes image shards and a contact sheet (rows = codes, " +
 			"columns = prompts x seeds).",
-		Params:  pipeline.ParamsOf[generateParams](),
 		Inputs:  []pipeline.Port{{Name: "mapper", Doc: "train.mapper (needed when codes are given)", Optional: true}},
 		Outputs: []pipeline.Port{{Name: "images", Doc: "one row per image", Schema: GeneratedRow{}}},
 		Sharded: true,
-		Models: func(params any) (map[string]string, error) {
-			p := params.(*generateParams)
-			return family.Models(p.Family, p.ModelDir)
-		},
-		Check: func(params any) error {
-			p := params.(*generateParams)
+		Models:  func(p *generateParams) (map[string]string, error) { return family.Models(p.Family, p.ModelDir) },
+		Check: func(p *generateParams) error {
 			if len(p.Prompts) == 0 && p.PromptFile == "" && p.PromptSet == "" {
 				return fmt.Errorf("no prompts: give prompts, prompt_file or prompt_set")
 			}
@@ -82,19 +56,8 @@ func init() {
 			}
 			return nil
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runGenerate(ctx, job, params.(*generateParams))
-			}), nil
-		},
+		Run: runGenerate,
 	})
-}
-
-// genItem is one image to generate.
-type genItem struct {
-	Prompt string
-	Codes  []int64 // empty: no pseudo-word
-	Seed   uint64
 }
 
 func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) error {
@@ -146,6 +109,7 @@ func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) erro
 	if err != nil {
 		return err
 	}
+	defer gen.close()
 	if len(p.Codes) > 0 && gen.mapper == nil {
 		return fmt.Errorf("codes need a trained mapper: connect the mapper input to a train stage's mapper output")
 	}
@@ -225,133 +189,4 @@ func writeGenerateSheet(job *pipeline.Job, out *pipeline.Output, shards, perRow 
 		return err
 	}
 	return pipeline.WriteFileAtomic(filepath.Join(job.Dir, "contact_sheet.png"), data)
-}
-
-// generator renders genItems with a family's generator and, when given, a trained mapper.
-type generator struct {
-	g        family.Generator
-	tok      text.Tokenizer
-	mapper   *mapper.Mapper
-	concepts []string
-	opt      family.SampleOptions
-	// mu serialises render: the stages run shards concurrently, but the mapper and every
-	// sampler build their graphs on the generator's one GoMLX context, which is not safe for
-	// concurrent use (a shard-parallel run crashed with a concurrent map read and write). The
-	// backend parallelises each execution itself, so little is lost.
-	mu sync.Mutex
-}
-
-// newGenerator loads the generator and, when the job has a mapper input, the trained mapper.
-func newGenerator(job *pipeline.Job, fam, modelDir string, concepts []string, opt family.SampleOptions) (*generator, error) {
-	spec, err := family.Lookup(fam)
-	if err != nil {
-		return nil, err
-	}
-	g, err := spec.Generator(modelDir)
-	if err != nil {
-		return nil, err
-	}
-	gen := &generator{g: g, tok: g.Tokenizer(), concepts: concepts, opt: opt}
-	if ds := job.Input("mapper"); ds != nil {
-		gen.mapper, err = loadMapper(ds, g.Context())
-		if err != nil {
-			return nil, err
-		}
-	}
-	return gen, nil
-}
-
-// loadMapper reads a train stage's mapper dataset into ctx.
-func loadMapper(ds *pipeline.Dataset, ctx *mlctx.Context) (*mapper.Mapper, error) {
-	rows, err := pipeline.ReadAll[MapperRow](ds)
-	if err != nil {
-		return nil, err
-	}
-	if len(rows) != 1 {
-		return nil, fmt.Errorf("%s: want one mapper row, found %d", ds.Dir, len(rows))
-	}
-	return mapper.Load(ctx, []byte(rows[0].Config), rows[0].Weights, ds.Dir)
-}
-
-// conceptPositions returns the token positions of the first n concept words of the prompt
-// encoded as enc, in order of appearance, and those words.
-func (gen *generator) conceptPositions(prompt string, enc text.Encoding, n int) ([]int, []string, error) {
-	var pos []int
-	var words []string
-	for t, w := range enc.WordOf {
-		if w < 0 || (t > 0 && enc.WordOf[t-1] == w) {
-			continue // BOS/EOS, or not the first token of its word
-		}
-		if slices.Contains(gen.concepts, enc.Words[w]) {
-			pos = append(pos, t)
-			words = append(words, enc.Words[w])
-			if len(pos) == n {
-				return pos, words, nil
-			}
-		}
-	}
-	return nil, nil, fmt.Errorf("prompt %q has %d of the %d concept words its codes need (concepts: %s)", prompt, len(pos), n, strings.Join(gen.concepts, ", "))
-}
-
-// render generates the images of items, in order, and returns with them the concept words each
-// item's codes were inserted before (nil for an item without codes). The codes of all items go
-// through the mapper in one call.
-func (gen *generator) render(items []genItem) ([]image.Image, [][]string, error) {
-	gen.mu.Lock()
-	defer gen.mu.Unlock()
-	reqs := make([]family.SampleRequest, len(items))
-	concepts := make([][]string, len(items))
-	positions := make([][]int, len(items))
-	var z [][]float32
-	for i, it := range items {
-		enc := gen.tok.Encode(it.Prompt)
-		if len(enc.IDs) > gen.tok.MaxLength() {
-			return nil, nil, fmt.Errorf("prompt %q has %d tokens, the text encoder takes %d", it.Prompt, len(enc.IDs), gen.tok.MaxLength())
-		}
-		reqs[i] = family.SampleRequest{IDs: enc.IDs, Seed: it.Seed}
-		if len(it.Codes) == 0 {
-			continue
-		}
-		pos, words, err := gen.conceptPositions(it.Prompt, enc, len(it.Codes))
-		if err != nil {
-			return nil, nil, err
-		}
-		positions[i], concepts[i] = pos, words
-		for _, c := range it.Codes {
-			z = append(z, mapper.Code(uint64(c), gen.mapper.Config.CodeDim))
-		}
-	}
-	pseudo, err := gen.mapper.Map(z) // nil when no item has codes
-	if err != nil {
-		return nil, nil, err
-	}
-	for i, pos := range positions {
-		for k := range pos {
-			reqs[i].Insertions = append(reqs[i].Insertions, family.Insertion{Position: pos[k], Words: pseudo[0]})
-			pseudo = pseudo[1:]
-		}
-	}
-	latents, err := family.Sample(gen.g, reqs, gen.opt)
-	if err != nil {
-		return nil, nil, err
-	}
-	shape := gen.g.Info().LatentShape
-	imgs := make([]image.Image, len(latents))
-	for i, l := range latents {
-		img, err := gen.g.Autoencoder().Decode(l, shape)
-		if err != nil {
-			return nil, nil, err
-		}
-		imgs[i] = img
-	}
-	return imgs, concepts, nil
-}
-
-// loadPromptSet reads a named prompt set of datasets/prompts, or a TSV file in its format when
-// name is a path.
-func loadPromptSet(name string) ([]prompts.Prompt, error) {
-	if strings.ContainsAny(name, "/.") {
-		return prompts.ReadFile(name)
-	}
-	return prompts.Load(name)
 }

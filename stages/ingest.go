@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"image"
 
 	"github.com/cocoflow/cocoflow/datasets/afhq"
 	"github.com/cocoflow/cocoflow/datasets/celeba"
@@ -29,27 +28,21 @@ type ingestParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[ingestParams]{
 		Name:    "ingest",
 		Version: "2", // 2: synthfaces draws class-typed hair and smaller, lower children
 		Doc: "Reads a dataset into image shards: the procedural synthfaces/synthpets worlds (rendered " +
 			"from the run seed, with identities, attributes, scenes and exact masks) or real CelebA / " +
 			"AFHQ folders as distributed. Images are stored as PNG bytes (real JPEGs stay JPEG when not resized).",
-		Params:  pipeline.ParamsOf[ingestParams](),
 		Outputs: []pipeline.Port{{Name: "images", Doc: "one row per image", Schema: ImageRow{}}},
 		Sharded: true,
-		Check: func(params any) error {
-			p := params.(*ingestParams)
+		Check: func(p *ingestParams) error {
 			if (p.Dataset == "celeba" || p.Dataset == "afhq") && p.Root == "" {
 				return fmt.Errorf("dataset %s needs root: the folder holding it", p.Dataset)
 			}
 			return nil
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runIngest(ctx, job, params.(*ingestParams))
-			}), nil
-		},
+		Run: runIngest,
 	})
 }
 
@@ -189,17 +182,13 @@ func (s *celebaSource) Row(i int) (ImageRow, error) {
 	if err != nil {
 		return ImageRow{}, err
 	}
-	img, err := imageio.DecodeAs(data, format)
-	if err != nil {
-		return ImageRow{}, fmt.Errorf("%s: %w", s.ds.Path(rec), err)
-	}
 	var lm []float32
 	if rec.Landmarks != nil {
 		for _, pt := range rec.Landmarks {
 			lm = append(lm, pt[0], pt[1])
 		}
 	}
-	return fitReal(row, data, format, img, lm, s.size)
+	return fitReal(row, s.ds.Path(rec), data, format, lm, s.size)
 }
 
 // celebaClass names the concept word of a CelebA face from its attributes.
@@ -235,20 +224,21 @@ func (s *afhqSource) Row(i int) (ImageRow, error) {
 	if err != nil {
 		return ImageRow{}, err
 	}
-	img, err := imageio.DecodeAs(data, format)
-	if err != nil {
-		return ImageRow{}, fmt.Errorf("%s: %w", s.ds.Path(rec), err)
-	}
 	row := ImageRow{
 		ID: "afhq-" + rec.Split + "-" + rec.Class + "-" + trimExt(rec.File), Source: "afhq", Identity: -1,
 		Class: rec.Class, Split: rec.Split, Attributes: map[string]string{},
 	}
-	return fitReal(row, data, format, img, nil, s.size)
+	return fitReal(row, s.ds.Path(rec), data, format, nil, s.size)
 }
 
-// fitReal stores a real photo: as is when no resizing is asked for, else center-cropped and
-// resized to size x size as PNG (landmarks are mapped into the new frame).
-func fitReal(row ImageRow, data []byte, format string, img image.Image, landmarks []float32, size int) (ImageRow, error) {
+// fitReal stores a real photo read from path (encoded as data, in format): as is when no
+// resizing is asked for, else center-cropped and resized to size x size as PNG (landmarks are
+// mapped into the new frame). An image that does not decode is an error naming path.
+func fitReal(row ImageRow, path string, data []byte, format string, landmarks []float32, size int) (ImageRow, error) {
+	img, err := imageio.DecodeAs(data, format)
+	if err != nil {
+		return ImageRow{}, fmt.Errorf("%s: %w", path, err)
+	}
 	b := img.Bounds()
 	if size <= 0 || (b.Dx() == size && b.Dy() == size) {
 		row.Width, row.Height, row.Format, row.Image, row.Landmarks = int32(b.Dx()), int32(b.Dy()), format, data, landmarks

@@ -20,26 +20,23 @@ type maskParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[maskParams]{
 		Name:    "mask",
 		Version: "1",
 		Doc: "Writes a subject mask per image, the region CoCoIns' losses compare (eq. 7) and " +
 			"preserve outside (eq. 8). Backends: groundtruth (the renderer's exact masks of synthfaces), " +
 			"landmarks (a head ellipse from CelebA's 5 points), grounded-sam2 (referring segmentation " +
 			"of the concept word with ONNX models).",
-		Params:  pipeline.ParamsOf[maskParams](),
 		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
 		Outputs: []pipeline.Port{{Name: "masks", Doc: "one row per image", Schema: MaskRow{}}},
 		Sharded: true,
-		Check: func(params any) error {
-			p := params.(*maskParams)
+		Check: func(p *maskParams) error {
 			if p.Backend == "grounded-sam2" && (p.GroundingModel == "" || p.SAMModel == "") {
 				return fmt.Errorf("mask backend grounded-sam2 needs grounding_model and sam_model (ONNX files; see tools/README.md)")
 			}
 			return nil
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			p := params.(*maskParams)
+		New: func(p *maskParams) (pipeline.Stage, error) {
 			seg, err := newSegmenter(p)
 			if err != nil {
 				return nil, err

@@ -44,12 +44,14 @@ func readAll[T any](t *testing.T, dir string) []T {
 	return rows
 }
 
-const tinyPrep = `name: p
-seed: 5
+// prepConfig is a tiny prep config: header (its name and seed lines), synthfaces ingested with
+// the `with:` mapping ingest, then caption, mask, encode and, with triplets, triplets.
+func prepConfig(header, ingest string, triplets bool) string {
+	cfg := header + `
 stages:
   - id: ingest
     uses: ingest
-    with: {identities: 10, images_per_identity: 3, shard_size: 8}
+    with: ` + ingest + `
   - id: caption
     uses: caption
     inputs: {images: ingest}
@@ -59,10 +61,18 @@ stages:
   - id: encode
     uses: encode
     inputs: {images: ingest, captions: caption, masks: mask}
-  - id: triplets
+`
+	if triplets {
+		cfg += `  - id: triplets
     uses: triplets
     inputs: {images: ingest, latents: encode.latents, tokens: encode.tokens}
 `
+	}
+	return cfg
+}
+
+// tinyPrep is the tests' prep: 10 identities of 3 images.
+var tinyPrep = prepConfig("name: p\nseed: 5", "{identities: 10, images_per_identity: 3, shard_size: 8}", true)
 
 func TestTinyPrepEndToEnd(t *testing.T) {
 	dir := t.TempDir()

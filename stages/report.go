@@ -26,7 +26,7 @@ type reportParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[reportParams]{
 		Name:    "report",
 		Version: "1",
 		Doc: "Writes the paper's tables (§4.3-4.4, Tables 1-5) and Figure 3/6-like contact sheets from " +
@@ -36,17 +36,12 @@ func init() {
 			"which they first appear in the metrics inputs; the same table, method and metric in " +
 			"two inputs is an error. Files of an earlier run that this run does not write again " +
 			"are removed.",
-		Params: pipeline.ParamsOf[reportParams](),
 		Inputs: []pipeline.Port{
 			{Name: "metrics", List: true, Doc: "evaluate metrics outputs, in table row order", Schema: MetricRow{}},
 			{Name: "images", List: true, Optional: true, Doc: "evaluate images outputs, for the figures", Schema: EvalImageRow{}},
 		},
 		Outputs: []pipeline.Port{{Name: "tables", Doc: "every metric of every table, in report order", Schema: MetricRow{}}},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runReport(ctx, job, params.(*reportParams))
-			}), nil
-		},
+		Run:     runReport,
 	})
 }
 

@@ -91,28 +91,24 @@ func fixtureImages() ([]EvalImageRow, error) {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[testMetricsParams]{
 		Name: "test-metrics", Version: "1", Doc: "fixed evaluate-like rows (tests)",
-		Params: pipeline.ParamsOf[testMetricsParams](),
 		Outputs: []pipeline.Port{
 			{Name: "metrics", Schema: MetricRow{}},
 			{Name: "images", Schema: EvalImageRow{}},
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			p := params.(*testMetricsParams)
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				if err := pipeline.WriteRows(job, job.Output("metrics"), reportFixtures[p.Fixture], 4); err != nil {
+		Run: func(ctx context.Context, job *pipeline.Job, p *testMetricsParams) error {
+			if err := pipeline.WriteRows(job, job.Output("metrics"), reportFixtures[p.Fixture], 4); err != nil {
+				return err
+			}
+			var imgs []EvalImageRow
+			if p.Fixture == "a" {
+				var err error
+				if imgs, err = fixtureImages(); err != nil {
 					return err
 				}
-				var imgs []EvalImageRow
-				if p.Fixture == "a" {
-					var err error
-					if imgs, err = fixtureImages(); err != nil {
-						return err
-					}
-				}
-				return pipeline.WriteRows(job, job.Output("images"), imgs, 10)
-			}), nil
+			}
+			return pipeline.WriteRows(job, job.Output("images"), imgs, 10)
 		},
 	})
 }

@@ -1,8 +1,9 @@
 package stages
 
-// The row types of the datasets that stages exchange. Each is the schema of a Parquet shard,
-// readable by any Parquet reader (DuckDB: SELECT * FROM 'runs/<run>/<stage>/<output>/*.parquet').
-// Images are stored as encoded bytes, never as paths; tensors as flat float lists with a shape.
+// The row types of the datasets that stages exchange, in pipeline order. Each is the schema of a
+// Parquet shard, readable by any Parquet reader (DuckDB: SELECT * FROM
+// 'runs/<run>/<stage>/<output>/*.parquet'). Images are stored as encoded bytes, never as paths;
+// tensors as flat float lists with a shape.
 
 // ImageRow is one image of a dataset (output "images" of ingest).
 type ImageRow struct {
@@ -84,4 +85,117 @@ type TripletRow struct {
 	P2        string    `parquet:"p2"`              // caption P2 (≠ P1)
 	P2IDs     []int32   `parquet:"p2_ids,list"`     // its token ids
 	J         int32     `parquet:"j"`               // concept position in P2
+}
+
+// ---- pretrain ----
+
+// PretrainedModelRow is one trained model (output "models" of pretrain): the files of its saved
+// folder, which the model package's Load reads back, and its held-out evaluation.
+type PretrainedModelRow struct {
+	Name        string             `parquet:"name"`        // generator, face or clip
+	Config      string             `parquet:"config"`      // the architecture as JSON (tiny.Config, tinyface.Config, tinyclip.Config)
+	Files       []PretrainFileItem `parquet:"files,list"`  // the saved folder: config.json and checkpoint.bin
+	Eval        string             `parquet:"eval"`        // evaluation on the held-out split as JSON ("{}" when none)
+	Steps       int32              `parquet:"steps"`       // optimizer steps
+	Fingerprint string             `parquet:"fingerprint"` // what made the model: params, seed, input contents
+}
+
+// PretrainFileItem is one file of a saved model folder.
+type PretrainFileItem struct {
+	Name   string `parquet:"name"`   // file name inside the folder
+	Data   []byte `parquet:"data"`   // content
+	SHA256 string `parquet:"sha256"` // hex sha256 of Data
+}
+
+// PretrainLogRow is one optimizer step of one model (output "log" of pretrain).
+type PretrainLogRow struct {
+	Model      string  `parquet:"model"`       // generator, face or clip
+	Step       int32   `parquet:"step"`        // 0-based
+	Loss       float32 `parquet:"loss"`        // the training loss of the step's batch
+	Metric     float32 `parquet:"metric"`      // the extra metric named by MetricName
+	MetricName string  `parquet:"metric_name"` // eps_mse (generator: unweighted ε-MSE), accuracy (face, clip: batch accuracy)
+	Seconds    float32 `parquet:"seconds"`     // wall time since the (re)start of the model's training
+}
+
+// ---- train ----
+
+// TrainLogRow is one optimizer step of the train stage (output "log").
+type TrainLogRow struct {
+	Step      int32   `parquet:"step"`
+	Loss      float32 `parquet:"loss"`       // L (eq. 9)
+	Con       float32 `parquet:"l_con"`      // L_con (eq. 7)
+	Pos       float32 `parquet:"d_pos"`      // D(x̂*, x̂+): falls below d_plain as codes become consistent
+	Neg       float32 `parquet:"d_neg"`      // D(x̂*, x̂−): held up by the negative term
+	Plain     float32 `parquet:"d_plain"`    // D(x̂1, x̂2), the plain generator's positive distance on the same batch
+	Back      float32 `parquet:"l_back"`     // L_back (eq. 8)
+	LambdaNeg float32 `parquet:"lambda_neg"` // λ_neg of the step
+	GradNorm  float32 `parquet:"grad_norm"`  // global gradient norm before clipping
+	Seconds   float32 `parquet:"seconds"`    // wall time since the (re)start
+}
+
+// MapperRow is a trained mapping network (output "mapper"): its config and weights, so that
+// generation anywhere maps a code to the same pseudo-word.
+type MapperRow struct {
+	Family  string `parquet:"family"`
+	Config  string `parquet:"config"`  // cocoins.MapperConfig as JSON
+	Weights []byte `parquet:"weights"` // engine checkpoint of the mapper's variables
+	Steps   int32  `parquet:"steps"`
+}
+
+// ---- generate ----
+
+// GeneratedRow is one generated image (output "images" of generate).
+type GeneratedRow struct {
+	ID       string   `parquet:"id"`            // g-<item index>
+	Prompt   string   `parquet:"prompt"`        // the prompt as written
+	Codes    []int64  `parquet:"codes,list"`    // code seeds, one per instantiated concept; empty: none
+	Concepts []string `parquet:"concepts,list"` // the concept words the codes were inserted before
+	Seed     int64    `parquet:"seed"`          // noise seed
+	Steps    int32    `parquet:"steps"`         // DDIM steps
+	Guidance float32  `parquet:"guidance"`      // CFG scale
+	Width    int32    `parquet:"width"`
+	Height   int32    `parquet:"height"`
+	Image    []byte   `parquet:"image"` // PNG
+}
+
+// ---- evaluate (paper §4.2), read by report ----
+
+// EvalImageRow is one evaluated image (output "images" of evaluate): a generated image, or a
+// real one for the dataset row.
+type EvalImageRow struct {
+	ID      string  `parquet:"id"`
+	Table   string  `parquet:"table"`      // the table this evaluation feeds (table1, table2, table3...)
+	Method  string  `parquet:"method"`     // dataset, no_code, cocoins, or an ablation's name
+	Subject string  `parquet:"subject"`    // man, woman, ... ("man+woman" for multi-subject prompts)
+	Group   string  `parquet:"group"`      // the identity: a subject code, or a true identity for dataset
+	Sample  int32   `parquet:"sample"`     // index of the image within its group
+	Prompt  string  `parquet:"prompt"`     // prompt (generated) or the set's prompt of the class (dataset)
+	Codes   []int64 `parquet:"codes,list"` // code seeds, one per concept word; empty for none
+	Seed    int64   `parquet:"seed"`       // noise seed; -1 for dataset images
+	Image   []byte  `parquet:"image"`      // PNG
+}
+
+// EvalScoreRow holds the embeddings and per-image score of one evaluated image (output
+// "scores" of evaluate).
+type EvalScoreRow struct {
+	ID      string    `parquet:"id"`
+	Method  string    `parquet:"method"`
+	Group   string    `parquet:"group"`
+	Face    []float32 `parquet:"face,list"`    // identity embedding (ArcFace's role)
+	Image   []float32 `parquet:"image,list"`   // CLIP image embedding
+	Subject []float32 `parquet:"subject,list"` // CLIP image embedding of the subject region (DreamSim's role)
+	ClipT   float32   `parquet:"clip_t"`       // cosine(CLIP text of the prompt, CLIP image)
+	Class   string    `parquet:"class"`        // CLIP's pick among the evaluated subjects ("" when not asked)
+}
+
+// MetricRow is one aggregate measure of one method (output "metrics" of evaluate).
+type MetricRow struct {
+	Table      string  `parquet:"table"`  // table1 (Portraits), table2 (Scenes), table3-5 (ablations), ...
+	Method     string  `parquet:"method"` // the row of the table
+	Metric     string  `parquet:"metric"` // face_sim, face_div, clip_t, dreamsim
+	Value      float64 `parquet:"value"`
+	Lo         float64 `parquet:"lo"` // bootstrap 95% interval over identities (NaN without bootstrap)
+	Hi         float64 `parquet:"hi"`
+	Identities int32   `parquet:"identities"`
+	Images     int32   `parquet:"images"`
 }

@@ -2,29 +2,15 @@ package stages
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"time"
-
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
-	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
-	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/cocoins"
-	"github.com/cocoflow/cocoflow/models/diffusion"
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/mapper"
-	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/pipeline"
 	"github.com/cocoflow/cocoflow/pipeline/chart"
 )
@@ -38,7 +24,7 @@ type trainParams struct {
 	Width      int     `param:"width" default:"256" min:"1" doc:"hidden width of the mapping network"`
 	Activation string  `param:"activation" default:"gelu" enum:"relu,gelu,silu,leaky_relu,tanh" doc:"hidden activation"`
 	Rescale    string  `param:"rescale" default:"vocab" enum:"vocab,none" doc:"rescale pseudo-words to the vocabulary's embedding statistics"`
-	StdScale   float64 `param:"std_scale" default:"1" min:"0" doc:"rescale vocab: multiply the vocabulary's standard deviation given to pseudo-words (below 1: nearer the mean word)"`
+	StdScale   float64 `param:"std_scale" default:"1" min:"0" doc:"rescale vocab: multiply the vocabulary's standard deviation given to pseudo-words (below 1: nearer the mean word; 0: the mean word)"`
 
 	Negative   string  `param:"negative" default:"reciprocal" enum:"reciprocal,subtract,none" doc:"negative term of L_con: λ/D− (eq. 7), max(0, D+ − λD− + margin), or none (positive only)"`
 	Margin     float64 `param:"margin" default:"0.1" min:"0" doc:"subtract: triplet margin"`
@@ -62,67 +48,41 @@ type trainParams struct {
 	CheckpointEvery int     `param:"checkpoint_every" default:"25" min:"1" fingerprint:"-" doc:"steps between checkpoints"`
 }
 
-func (p *trainParams) options() cocoins.Options {
-	o := cocoins.DefaultOptions()
-	o.Negative, o.Margin, o.Distance = p.Negative, p.Margin, p.Distance
-	o.UseMask, o.Background = p.Mask, p.Background
-	o.LambdaCon, o.LambdaBack = p.LambdaCon, p.LambdaBack
-	o.SamePrompt, o.SameNoise = p.SamePrompt, p.SameNoise
-	return o
-}
-
-// TrainLogRow is one optimizer step of the train stage (output "log").
-type TrainLogRow struct {
-	Step      int32   `parquet:"step"`
-	Loss      float32 `parquet:"loss"`       // L (eq. 9)
-	Con       float32 `parquet:"l_con"`      // L_con (eq. 7)
-	Pos       float32 `parquet:"d_pos"`      // D(x̂*, x̂+): falls below d_plain as codes become consistent
-	Neg       float32 `parquet:"d_neg"`      // D(x̂*, x̂−): held up by the negative term
-	Plain     float32 `parquet:"d_plain"`    // D(x̂1, x̂2), the plain generator's positive distance on the same batch
-	Back      float32 `parquet:"l_back"`     // L_back (eq. 8)
-	LambdaNeg float32 `parquet:"lambda_neg"` // λ_neg of the step
-	GradNorm  float32 `parquet:"grad_norm"`  // global gradient norm before clipping
-	Seconds   float32 `parquet:"seconds"`    // wall time since the (re)start
-}
-
-// MapperRow is a trained mapping network (output "mapper"): its config and weights, so that
-// generation anywhere maps a code to the same pseudo-word.
-type MapperRow struct {
-	Family  string `parquet:"family"`
-	Config  string `parquet:"config"`  // mapper.Config as JSON
-	Weights []byte `parquet:"weights"` // engine checkpoint of the mapper's variables
-	Steps   int32  `parquet:"steps"`
+// options returns the trainer's options: every parameter of the stage, as given.
+func (p *trainParams) options() cocoins.TrainOptions {
+	return cocoins.TrainOptions{
+		Loss: cocoins.Options{
+			Negative: p.Negative, Margin: p.Margin, Distance: p.Distance, UseMask: p.Mask, Background: p.Background,
+			LambdaCon: p.LambdaCon, LambdaBack: p.LambdaBack, SamePrompt: p.SamePrompt, SameNoise: p.SameNoise,
+			Gamma: p.Gamma, Beta: p.Beta, Schedule: p.Schedule,
+		},
+		Mapper: cocoins.MapperConfig{CodeDim: p.CodeDim, Layers: p.Layers, Width: p.Width, Activation: p.Activation,
+			Rescale: p.Rescale, StdScale: p.StdScale},
+		Steps: p.Steps, Batch: p.Batch, LearningRate: p.LR, GradClip: p.GradClip, TMin: p.TMin, TMax: p.TMax,
+		CheckpointEvery: p.CheckpointEvery,
+	}
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[trainParams]{
 		Name:    "train",
-		Version: "2", // 2: L_back of a same_prompt positive against P1; the log gained d_plain
+		Version: "3", // 2: L_back of a same_prompt positive against P1; the log gained d_plain. 3: std_scale 0 means 0 (it meant 1)
 		Doc: "Trains the CoCoIns mapping network f contrastively through the frozen generator (paper " +
 			"§3.2-3.3): per triplet it samples codes z1, z2, noises ε1, ε2 and a timestep, builds " +
 			"e*, e+, e− (eq. 5) and x_t*, x_t+, x_t− (eq. 6), and minimises L = λ_con L_con + λ_back " +
 			"L_back (eqs. 7-9). Only f trains: the generator's weights are checked bit-identical " +
 			"afterwards. Checkpoints and resumes; logs every loss term, λ_neg and the gradient norm " +
 			"to log/, train_log.csv and train_loss.png.",
-		Params:  pipeline.ParamsOf[trainParams](),
 		Inputs:  []pipeline.Port{{Name: "triplets", Doc: "triplets output (split=train rows are used)"}},
 		Outputs: []pipeline.Port{{Name: "mapper", Doc: "the trained mapping network (one row)", Schema: MapperRow{}}, {Name: "log", Doc: "one row per step", Schema: TrainLogRow{}}},
-		Models: func(params any) (map[string]string, error) {
-			p := params.(*trainParams)
-			return family.Models(p.Family, p.ModelDir)
-		},
-		Check: func(params any) error {
-			p := params.(*trainParams)
+		Models:  func(p *trainParams) (map[string]string, error) { return family.Models(p.Family, p.ModelDir) },
+		Check: func(p *trainParams) error {
 			if p.TMin > p.TMax {
 				return fmt.Errorf("t_min %d is above t_max %d", p.TMin, p.TMax)
 			}
-			return p.options().Validate()
+			return p.options().Loss.Validate()
 		},
-		New: func(params any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return runTrain(ctx, job, params.(*trainParams))
-			}), nil
-		},
+		Run: runTrain,
 	})
 }
 
@@ -135,64 +95,18 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	if err != nil {
 		return err
 	}
-	info := g.Info()
-	if p.TMax >= info.TrainSteps {
-		return fmt.Errorf("t_max %d must be below the generator's %d training timesteps", p.TMax, info.TrainSteps)
-	}
-	data, err := loadTriplets(job.Input("triplets"), info)
+	data, err := loadTriplets(job.Input("triplets"), g.Info())
 	if err != nil {
 		return err
 	}
-	job.Log.Info("training the mapping network", "triplets", len(data.rows), "steps", p.Steps, "batch", p.Batch)
+	job.Log.Info("training the mapping network", "triplets", len(data.Triplets), "steps", p.Steps, "batch", p.Batch)
 
-	mcfg := mapper.Config{CodeDim: p.CodeDim, Layers: p.Layers, Width: p.Width, Activation: p.Activation, Rescale: p.Rescale, StdScale: p.StdScale}
-	for k, enc := range info.Encoders {
-		mcfg.OutDims = append(mcfg.OutDims, enc.Dim)
-		if p.Rescale == "vocab" {
-			mean, std := g.VocabStats(k)
-			mcfg.VocabMean = append(mcfg.VocabMean, mean)
-			mcfg.VocabStd = append(mcfg.VocabStd, std)
-		}
-	}
-	if err := mcfg.Validate(); err != nil {
-		return err
-	}
-	sched, err := diffusion.NewSchedule(info.Schedule, info.TrainSteps)
-	if err != nil {
-		return err
-	}
-
-	ctx := g.Context()
-	generatorVars := variableNames(ctx)
-	if err := ctx.SetRNGStateFromSeed(int64(job.Seed)); err != nil {
-		return err
-	}
-	frozenBefore, err := frozenDigest(ctx, generatorVars)
-	if err != nil {
-		return err
-	}
-	b := &tripletBatcher{data: data, p: p, seed: job.Seed, sched: sched, codeDim: p.CodeDim, maxLen: info.Encoders[0].MaxLength, pad: g.Tokenizer().Pad()}
-	opts := p.options()
-	graphFn := func(ctx *mlctx.Context, in []*Node) []*Node {
-		terms := cocoins.Loss(ctx, g, mcfg, b.graphBatch(in), opts)
-		grads := ctx.BuildTrainableVariablesGradientsGraph(terms.Loss)
-		norm := globalNorm(grads)
-		if p.GradClip > 0 {
-			scale := Min(ScalarOne(norm.Graph(), norm.DType()), Div(Scalar(norm.Graph(), norm.DType(), p.GradClip), AddScalar(norm, 1e-12)))
-			for i := range grads {
-				grads[i] = Mul(grads[i], scale)
-			}
-		}
-		adam := optimizers.Adam().LearningRate(p.LR).Done()
-		adam.(interface {
-			UpdateGraphWithGradients(*mlctx.Context, []*Node, dtypes.DType)
-		}).UpdateGraphWithGradients(ctx, grads, terms.Loss.DType())
-		return []*Node{terms.Loss, terms.Con, terms.Pos, terms.Neg, terms.Back, norm, terms.Plain}
-	}
-
-	ckptDir := filepath.Join(job.Dir, "checkpoints")
+	opt := p.options()
+	opt.Seed = job.Seed
+	opt.CheckpointDir = filepath.Join(job.Dir, "checkpoints")
+	opt.CheckpointMeta = map[string]string{"fingerprint": job.Fingerprint()}
 	if job.Force { // --force: train from scratch, not from where the last run stopped
-		if err := os.RemoveAll(ckptDir); err != nil {
+		if err := os.RemoveAll(opt.CheckpointDir); err != nil {
 			return err
 		}
 	}
@@ -204,17 +118,15 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	prog := job.Progress("steps", p.Steps, "steps")
 	defer prog.Done()
 	var csvErr error
-	err = engine.Fit(runCtx, ctx, graphFn, b.inputs, engine.FitOptions{
-		Steps: p.Steps, CheckpointDir: ckptDir, CheckpointEvery: p.CheckpointEvery,
-		Meta: map[string]string{"fingerprint": job.Fingerprint()},
-	}, func(step int, out []float64, elapsed time.Duration) {
-		row := TrainLogRow{Step: int32(step), Loss: float32(out[0]), Con: float32(out[1]), Pos: float32(out[2]), Neg: float32(out[3]), Plain: float32(out[6]),
-			Back: float32(out[4]), GradNorm: float32(out[5]), LambdaNeg: float32(b.lambda(step)), Seconds: float32(elapsed.Seconds())}
-		logRows = keepBefore(logRows, step)
+	trained, err := cocoins.Train(runCtx, g, data, opt, func(s cocoins.StepLog) {
+		row := TrainLogRow{Step: int32(s.Step), Loss: float32(s.Loss), Con: float32(s.Con), Pos: float32(s.Pos), Neg: float32(s.Neg),
+			Plain: float32(s.Plain), Back: float32(s.Back), GradNorm: float32(s.GradNorm), LambdaNeg: float32(s.LambdaNeg),
+			Seconds: float32(s.Elapsed.Seconds())}
+		logRows = keepBefore(logRows, s.Step)
 		logRows = append(logRows, row)
-		if step%10 == 0 || step == p.Steps-1 {
+		if s.Step%10 == 0 || s.Step == p.Steps-1 {
 			csvErr = writeTrainLog(csvPath, logRows)
-			job.Log.Debug("step", "step", step, "loss", row.Loss, "d_pos", row.Pos, "d_neg", row.Neg, "l_back", row.Back)
+			job.Log.Debug("step", "step", s.Step, "loss", row.Loss, "d_pos", row.Pos, "d_neg", row.Neg, "l_back", row.Back)
 		}
 		prog.Add(1)
 	})
@@ -227,14 +139,7 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	if err := writeTrainLog(csvPath, logRows); err != nil {
 		return err
 	}
-	frozenAfter, err := frozenDigest(ctx, generatorVars)
-	if err != nil {
-		return err
-	}
-	if frozenAfter != frozenBefore {
-		return fmt.Errorf("the generator's weights changed during training: only the mapping network may train")
-	}
-	job.Record("frozen_generator_sha256", frozenAfter)
+	job.Record("frozen_generator_sha256", trained.FrozenDigest)
 	if n := len(logRows); n > 0 {
 		last := logRows[n-1]
 		job.Record("final", map[string]float32{"loss": last.Loss, "d_pos": last.Pos, "d_neg": last.Neg, "d_plain": last.Plain, "l_back": last.Back})
@@ -242,29 +147,22 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 	if err := plotTrainLog(filepath.Join(job.Dir, "train_loss.png"), logRows); err != nil {
 		return err
 	}
-	row, err := mapperRow(ctx, mcfg, p.Family, p.Steps)
-	if err != nil {
-		return err
-	}
+	row := MapperRow{Family: p.Family, Config: string(trained.Config), Weights: trained.Weights, Steps: int32(p.Steps)}
 	if err := pipeline.WriteRows(job, job.Output("mapper"), []MapperRow{row}, 1); err != nil {
 		return err
 	}
 	return pipeline.WriteRows(job, job.Output("log"), logRows, 1000)
 }
 
-// tripletData is the training split of the triplets, ready for batching.
-type tripletData struct {
-	rows      []TripletRow
-	latent    []int // latent shape
-	maskShape []int // broadcastable mask shape per sample
-}
-
-func loadTriplets(ds *pipeline.Dataset, info family.Info) (*tripletData, error) {
+// loadTriplets reads the training split of the triplets and checks every row against the
+// generator: latent shape, mask shape, concept positions and room for a pseudo-word. Errors
+// name the dataset, the row and the image.
+func loadTriplets(ds *pipeline.Dataset, info family.Info) (cocoins.TrainData, error) {
 	all, err := pipeline.ReadAll[TripletRow](ds)
 	if err != nil {
-		return nil, err
+		return cocoins.TrainData{}, err
 	}
-	d := &tripletData{latent: info.LatentShape}
+	var d cocoins.TrainData
 	size := 1
 	for _, s := range info.LatentShape {
 		size *= s
@@ -275,17 +173,17 @@ func loadTriplets(ds *pipeline.Dataset, info family.Info) (*tripletData, error) 
 		}
 		where := fmt.Sprintf("%s: triplet %d (image %s)", ds.Dir, n, r.ID)
 		if len(r.Latent) != size || !equalInts(r.Shape, info.LatentShape) {
-			return nil, fmt.Errorf("%s: latent shape %v (%d values), the generator wants %v: encode with the same family", where, r.Shape, len(r.Latent), info.LatentShape)
+			return cocoins.TrainData{}, fmt.Errorf("%s: latent shape %v (%d values), the generator wants %v: encode with the same family", where, r.Shape, len(r.Latent), info.LatentShape)
 		}
 		ms, err := maskBroadcast(info.LatentShape, r.MaskShape)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return cocoins.TrainData{}, fmt.Errorf("%s: %w", where, err)
 		}
-		if d.maskShape == nil {
-			d.maskShape = ms
+		if d.MaskShape == nil {
+			d.MaskShape = ms
 		}
 		if len(r.Mask) != int(r.MaskShape[0]*r.MaskShape[1]) {
-			return nil, fmt.Errorf("%s: mask has %d values for shape %v", where, len(r.Mask), r.MaskShape)
+			return cocoins.TrainData{}, fmt.Errorf("%s: mask has %d values for shape %v", where, len(r.Mask), r.MaskShape)
 		}
 		for _, c := range []struct {
 			name string
@@ -293,16 +191,16 @@ func loadTriplets(ds *pipeline.Dataset, info family.Info) (*tripletData, error) 
 			pos  int32
 		}{{"p1", r.P1IDs, r.I}, {"p2", r.P2IDs, r.J}} {
 			if c.pos < 1 || int(c.pos) >= len(c.ids)-1 {
-				return nil, fmt.Errorf("%s: concept position %d of %s is outside its %d tokens", where, c.pos, c.name, len(c.ids))
+				return cocoins.TrainData{}, fmt.Errorf("%s: concept position %d of %s is outside its %d tokens", where, c.pos, c.name, len(c.ids))
 			}
 			if len(c.ids)+1 > info.Encoders[0].MaxLength {
-				return nil, fmt.Errorf("%s: %s has %d tokens: no room to insert a pseudo-word in %d positions", where, c.name, len(c.ids), info.Encoders[0].MaxLength)
+				return cocoins.TrainData{}, fmt.Errorf("%s: %s has %d tokens: no room to insert a pseudo-word in %d positions", where, c.name, len(c.ids), info.Encoders[0].MaxLength)
 			}
 		}
-		d.rows = append(d.rows, r)
+		d.Triplets = append(d.Triplets, cocoins.Triplet{ID: r.ID, Latent: r.Latent, Mask: r.Mask, P1: r.P1IDs, P2: r.P2IDs, I: int(r.I), J: int(r.J)})
 	}
-	if len(d.rows) == 0 {
-		return nil, fmt.Errorf("%s: no triplets with split=train", ds.Dir)
+	if len(d.Triplets) == 0 {
+		return cocoins.TrainData{}, fmt.Errorf("%s: no triplets with split=train", ds.Dir)
 	}
 	return d, nil
 }
@@ -333,136 +231,6 @@ func equalInts(a []int32, b []int) bool {
 		}
 	}
 	return true
-}
-
-// tripletBatcher makes the inputs of step k from (seed, k) alone, so a resumed run trains on
-// exactly the batches an uninterrupted one would.
-type tripletBatcher struct {
-	data    *tripletData
-	p       *trainParams
-	seed    uint64
-	sched   *diffusion.Schedule
-	codeDim int
-	maxLen  int
-	pad     int32
-}
-
-func (b *tripletBatcher) lambda(step int) float64 {
-	return cocoins.LambdaNeg(b.p.Gamma, b.p.Beta, step, b.p.Steps, b.p.Schedule)
-}
-
-// inputs returns, in order: x, mask, ids1, ids2, ins1, ins2, eos1, eos2, eos1w, eos2w, z1, z2,
-// eps1, eps2, t, sqrtA, sqrtB, lambda.
-func (b *tripletBatcher) inputs(step int) ([]any, error) {
-	B, L := b.p.Batch, b.maxLen
-	r := rand.New(rand.NewPCG(b.seed, uint64(step)))
-	size := len(b.data.rows[0].Latent)
-	x := make([]float32, 0, B*size)
-	mask := make([]float32, 0, B*len(b.data.rows[0].Mask))
-	caps := [2]*cocoins.Captions{cocoins.NewCaptions(L, b.pad), cocoins.NewCaptions(L, b.pad)}
-	ts := make([]int32, B)
-	sa, sb := make([]float32, B), make([]float32, B)
-	for i := 0; i < B; i++ {
-		row := b.data.rows[r.IntN(len(b.data.rows))]
-		x = append(x, row.Latent...)
-		mask = append(mask, row.Mask...)
-		for k, c := range []struct {
-			ids []int32
-			pos int32
-		}{{row.P1IDs, row.I}, {row.P2IDs, row.J}} {
-			if err := caps[k].Add(c.ids, int(c.pos)); err != nil {
-				return nil, fmt.Errorf("triplet %s: %w", row.ID, err)
-			}
-		}
-		t := b.p.TMin + r.IntN(b.p.TMax-b.p.TMin+1)
-		ts[i] = int32(t)
-		abar := b.sched.AlphaBar(t)
-		sa[i], sb[i] = float32(math.Sqrt(abar)), float32(math.Sqrt(1-abar))
-	}
-	normal := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		return v
-	}
-	lat := append([]int{B}, b.data.latent...)
-	ms := append([]int{B}, b.data.maskShape...)
-	ids1, ins1, eos1, eos1w := caps[0].Tensors()
-	ids2, ins2, eos2, eos2w := caps[1].Tensors()
-	return []any{
-		tensors.FromFlatDataAndDimensions(x, lat...),
-		tensors.FromFlatDataAndDimensions(mask, ms...),
-		ids1, ids2, ins1, ins2, eos1, eos2, eos1w, eos2w,
-		tensors.FromFlatDataAndDimensions(normal(B*b.codeDim), B, b.codeDim),
-		tensors.FromFlatDataAndDimensions(normal(B*b.codeDim), B, b.codeDim),
-		tensors.FromFlatDataAndDimensions(normal(B*size), lat...),
-		tensors.FromFlatDataAndDimensions(normal(B*size), lat...),
-		ts, sa, sb, float32(b.lambda(step)),
-	}, nil
-}
-
-func (b *tripletBatcher) graphBatch(in []*Node) cocoins.Batch {
-	return cocoins.Batch{
-		X: in[0], Mask: in[1], IDs1: in[2], IDs2: in[3], Ins1: in[4], Ins2: in[5],
-		EOS1: in[6], EOS2: in[7], EOS1w: in[8], EOS2w: in[9], Z1: in[10], Z2: in[11],
-		Eps1: in[12], Eps2: in[13], T: in[14], SqrtA: in[15], SqrtB: in[16], Lambda: in[17],
-	}
-}
-
-func globalNorm(grads []*Node) *Node {
-	var sum *Node
-	for _, g := range grads {
-		s := ReduceAllSum(Mul(g, g))
-		if sum == nil {
-			sum = s
-		} else {
-			sum = Add(sum, s)
-		}
-	}
-	return Sqrt(sum)
-}
-
-// frozenDigest hashes the variables named in names (the generator's weights, listed before
-// training added the mapper, optimizer and RNG state).
-func frozenDigest(ctx *mlctx.Context, names []string) (string, error) {
-	h := sha256.New()
-	for _, name := range names {
-		i := strings.LastIndex(name, mlctx.ScopeSeparator)
-		scope := name[:i]
-		if scope == "" {
-			scope = mlctx.ScopeSeparator
-		}
-		v := ctx.InspectVariable(scope, name[i+1:])
-		if v == nil {
-			return "", fmt.Errorf("generator variable %s disappeared", name)
-		}
-		t, err := v.Value()
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\n", name)
-		t.ConstBytes(func(b []byte) { h.Write(b) })
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// variableNames lists the scoped names of ctx's variables, sorted.
-func variableNames(ctx *mlctx.Context) []string {
-	var names []string
-	for v := range ctx.IterVariables() {
-		names = append(names, v.ScopeAndName())
-	}
-	sort.Strings(names)
-	return names
-}
-
-func mapperRow(ctx *mlctx.Context, cfg mapper.Config, fam string, steps int) (MapperRow, error) {
-	conf, weights, err := mapper.Marshal(ctx, cfg)
-	if err != nil {
-		return MapperRow{}, err
-	}
-	return MapperRow{Family: fam, Config: string(conf), Weights: weights, Steps: int32(steps)}, nil
 }
 
 func keepBefore(rows []TrainLogRow, step int) []TrainLogRow {

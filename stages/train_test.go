@@ -15,22 +15,26 @@ import (
 )
 
 // smallGenerator saves an untrained tiny generator small enough for tests to run in seconds.
-func smallGenerator(t *testing.T) string {
-	t.Helper()
+func smallGenerator(t *testing.T) string { return saveSmallGenerator(t, 2) }
+
+// saveSmallGenerator saves an untrained tiny generator of width 16 with one block and the
+// given MLP ratio, and returns its folder.
+func saveSmallGenerator(tb testing.TB, mlpRatio int) string {
+	tb.Helper()
 	tok, err := tiny.Tokenizer()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cfg := tiny.DefaultConfig(tok.VocabSize())
 	cfg.TextWidth, cfg.TextDepth, cfg.TextHeads = 16, 1, 2
-	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim = 16, 1, 2, 2, 16
+	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim = 16, 1, 2, mlpRatio, 16
 	g, err := tiny.New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "gen")
+	dir := filepath.Join(tb.TempDir(), "gen")
 	if err := g.Save(dir); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return dir
 }
@@ -153,14 +157,16 @@ stages:
 // testRows is what the test-rows kind writes: a way to hand a stage malformed input.
 var testRows []TripletRow
 
-func init() {
-	pipeline.Register(&pipeline.Kind{
-		Name: "test-rows", Version: "1", Params: pipeline.ParamsOf[struct{}](),
-		Outputs: []pipeline.Port{{Name: "rows"}},
-		New: func(any) (pipeline.Stage, error) {
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
-				return pipeline.WriteRows(job, job.Output("rows"), testRows, 100)
-			}), nil
+func init() { registerRows("test-rows", "rows", &testRows) }
+
+// registerRows registers a test kind that writes *rows, as they are when it runs, to its one
+// output: a way to hand a stage malformed input.
+func registerRows[T any](name, output string, rows *[]T) {
+	pipeline.Register(pipeline.Spec[struct{}]{
+		Name: name, Version: "1",
+		Outputs: []pipeline.Port{{Name: output}},
+		Run: func(ctx context.Context, job *pipeline.Job, _ *struct{}) error {
+			return pipeline.WriteRows(job, job.Output(output), *rows, 100)
 		},
 	})
 }

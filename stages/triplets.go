@@ -15,14 +15,13 @@ type tripletParams struct {
 }
 
 func init() {
-	pipeline.Register(&pipeline.Kind{
+	pipeline.Register(pipeline.Spec[tripletParams]{
 		Name:    "triplets",
 		Version: "1",
 		Doc: "Joins latents, masks and tokenized captions into CoCoIns training rows: the image latent " +
 			"x, its latent-resolution subject mask m, two different captions P1, P2 with their concept " +
 			"positions i, j (paper §3.3). The identity is kept for metrics only. Images with fewer than " +
 			"two usable captions are skipped and counted.",
-		Params: pipeline.ParamsOf[tripletParams](),
 		Inputs: []pipeline.Port{
 			{Name: "images", Doc: "ingest output (identity, class)"},
 			{Name: "latents", Doc: "encode.latents"},
@@ -30,10 +29,7 @@ func init() {
 		},
 		Outputs: []pipeline.Port{{Name: "triplets", Doc: "training rows", Schema: TripletRow{}}},
 		Sharded: true,
-		New: func(params any) (pipeline.Stage, error) {
-			p := params.(*tripletParams)
-			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error { return runTriplets(ctx, job, p) }), nil
-		},
+		Run:     runTriplets,
 	})
 }
 

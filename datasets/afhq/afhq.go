@@ -186,36 +186,27 @@ func (d *Dataset) Path(r Record) string {
 // missing (wrapping fs.ErrNotExist) or unreadable, or when it is neither JPEG
 // nor PNG.
 func (d *Dataset) ImageBytes(r Record) ([]byte, string, error) {
+	if err := checkRecord(r); err != nil {
+		return nil, "", err
+	}
+	return imageio.ReadFile(d.Path(r), "missing on disk")
+}
+
+// checkRecord returns an error unless r is a plain split/class/file triple.
+func checkRecord(r Record) error {
 	if !slices.Contains(Splits[:], r.Split) || !slices.Contains(Classes[:], r.Class) ||
 		r.File == "" || r.File == "." || r.File == ".." || strings.ContainsAny(r.File, "/\\\x00") {
-		return nil, "", fmt.Errorf("afhq: record %s/%s/%s: want split train, val or test, class cat, dog or wild, and a plain file name", r.Split, r.Class, r.File)
+		return fmt.Errorf("afhq: record %s/%s/%s: want split train, val or test, class cat, dog or wild, and a plain file name", r.Split, r.Class, r.File)
 	}
-	path := d.Path(r)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("%s: missing on disk: %w", path, fs.ErrNotExist)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("afhq: %w", err)
-	}
-	format, err := imageio.Sniff(data)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
-	}
-	return data, format, nil
+	return nil
 }
 
 // Image reads and decodes the record's image (JPEG or PNG) with the standard
 // library. It returns an error naming the path when the file is missing or
 // does not decode, e.g. "ROOT/train/cat/x.jpg: decode jpeg: unexpected EOF".
 func (d *Dataset) Image(r Record) (image.Image, error) {
-	data, format, err := d.ImageBytes(r)
-	if err != nil {
+	if err := checkRecord(r); err != nil {
 		return nil, err
 	}
-	img, err := imageio.DecodeAs(data, format)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.Path(r), err)
-	}
-	return img, nil
+	return imageio.DecodeFile(d.Path(r), "missing on disk")
 }

@@ -1,7 +1,7 @@
 package captioner
 
 import (
-	"strings"
+	"github.com/cocoflow/cocoflow/datasets/phrases"
 )
 
 // phrase is one way to say something about the subject: words before the class word
@@ -21,17 +21,6 @@ type facet struct {
 	// nil when it has nothing to say (a key is missing or its value is "none").
 	say func(a map[string]string, class string) []phrase
 }
-
-// article returns "an" before a word starting with a vowel letter and "a" otherwise.
-func article(next string) string {
-	if next != "" && strings.ContainsRune("aeiou", rune(next[0])) {
-		return "an"
-	}
-	return "a"
-}
-
-// withArticle returns "a word" or "an word".
-func withArticle(word string) string { return article(word) + " " + word }
 
 func one(key, pre, post string) phrase { return phrase{pre: pre, post: post, keys: []string{key}} }
 
@@ -87,7 +76,7 @@ var synthfacesFacets = []facet{
 		if v == "sunhat" {
 			v = "sun hat"
 		}
-		return []phrase{one("hat", "", "wearing "+withArticle(v))}
+		return []phrase{one("hat", "", "wearing "+phrases.WithArticle(v))}
 	}},
 	{keys: []string{"earrings"}, weight: 0.8, say: func(a map[string]string, _ string) []phrase {
 		v, ok := has(a, "earrings")
@@ -104,14 +93,14 @@ var synthfacesFacets = []facet{
 		if !ok {
 			return nil
 		}
-		return []phrase{one("shirt", "", "in "+withArticle(v+" shirt")), one("shirt", "", "wearing "+withArticle(v+" shirt"))}
+		return []phrase{one("shirt", "", "in "+phrases.WithArticle(v+" shirt")), one("shirt", "", "wearing "+phrases.WithArticle(v+" shirt"))}
 	}},
 	{keys: []string{"collar"}, weight: 1.2, say: func(a map[string]string, _ string) []phrase {
 		v, ok := has(a, "collar")
 		if !ok {
 			return nil
 		}
-		return []phrase{one("collar", "", "wearing "+withArticle(v+" collar")), one("collar", "", "with "+withArticle(v+" collar"))}
+		return []phrase{one("collar", "", "wearing "+phrases.WithArticle(v+" collar")), one("collar", "", "with "+phrases.WithArticle(v+" collar"))}
 	}},
 	{keys: []string{"pose"}, weight: 0.8, say: func(a map[string]string, _ string) []phrase {
 		v, ok := has(a, "pose")
@@ -176,7 +165,7 @@ func sayHair(a map[string]string, _ string) []phrase {
 		switch style {
 		case "bald":
 		case "bob":
-			out = append(out, two("hair_color", "hair_style", "", "with "+withArticle(color+" bob")))
+			out = append(out, two("hair_color", "hair_style", "", "with "+phrases.WithArticle(color+" bob")))
 		case "bun":
 			out = append(out, two("hair_color", "hair_style", "", "with "+color+" hair in a bun"))
 		default:
@@ -222,7 +211,7 @@ func sayBeard(a map[string]string, class string) []phrase {
 	case v == "full":
 		return []phrase{one("beard", "", "with a full beard"), one("beard", "bearded", "")}
 	}
-	return []phrase{one("beard", "", "with "+withArticle(v))}
+	return []phrase{one("beard", "", "with "+phrases.WithArticle(v))}
 }
 
 // simpleWith returns a facet renderer for "with a <value> <noun>".
@@ -232,7 +221,7 @@ func simpleWith(key, noun string) func(map[string]string, string) []phrase {
 		if !ok {
 			return nil
 		}
-		return []phrase{one(key, "", "with "+withArticle(v+" "+noun))}
+		return []phrase{one(key, "", "with "+phrases.WithArticle(v+" "+noun))}
 	}
 }
 
@@ -245,31 +234,6 @@ func pluralWith(key, nouns string) func(map[string]string, string) []phrase {
 		}
 		return []phrase{one(key, "", "with "+v+" "+nouns)}
 	}
-}
-
-// synthfacesScenes are the ways to say where a synthfaces scene is; a scene not listed reads
-// "in a <scene>".
-var synthfacesScenes = map[string][]string{
-	"park":    {"in a park", "in the park"},
-	"beach":   {"at the beach", "on a beach"},
-	"office":  {"in an office", "at the office"},
-	"kitchen": {"in a kitchen", "in the kitchen"},
-	"street":  {"on a street", "on the street"},
-	"forest":  {"in a forest", "in the woods"},
-	"stage":   {"on a stage", "on stage"},
-	"library": {"in a library", "in the library"},
-}
-
-// scenePhrases returns the ways to say that the subject is in scene (lower-case).
-func scenePhrases(scene string) []string {
-	scene = strings.ToLower(strings.Join(strings.Fields(scene), " "))
-	if scene == "" {
-		return nil
-	}
-	if p, ok := synthfacesScenes[scene]; ok {
-		return p
-	}
-	return []string{"in " + withArticle(scene)}
 }
 
 // celebaTrue is the value of a set CelebA attribute; "-1" is the other allowed value.

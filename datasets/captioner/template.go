@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cocoflow/cocoflow/datasets/phrases"
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
 	"github.com/cocoflow/cocoflow/models/text"
 )
@@ -167,8 +168,8 @@ func newPlan(r Request, counts []float64) (*plan, error) {
 	var facets []facet
 	switch vocab {
 	case vocabSynthfaces:
-		if err := checkSynthfaces(r.Attributes); err != nil {
-			return nil, err
+		if k, bad := badAttribute(r.Attributes, synthfacesKeys, func(k, v string) bool { return slices.Contains(synthfaces.Values(k), v) }); bad {
+			return nil, fmt.Errorf("attribute %s: want one of %s, got %q", k, strings.Join(synthfaces.Values(k), ", "), r.Attributes[k])
 		}
 		if scene == "" {
 			scene = r.Attributes["scene"]
@@ -181,8 +182,8 @@ func newPlan(r Request, counts []float64) (*plan, error) {
 		}
 		facets = synthfacesFacets
 	case vocabCelebA:
-		if err := checkCelebA(r.Attributes); err != nil {
-			return nil, err
+		if k, bad := badAttribute(r.Attributes, celebaNames, func(_, v string) bool { return v == celebaTrue || v == "-1" }); bad {
+			return nil, fmt.Errorf("attribute %s: want \"1\" or \"-1\", got %q", k, r.Attributes[k])
 		}
 		facets = celebaFacets
 	default:
@@ -191,7 +192,7 @@ func newPlan(r Request, counts []float64) (*plan, error) {
 		}
 		p.extras = genericExtras
 	}
-	p.scenes = scenePhrases(scene)
+	p.scenes = phrases.Scene(scene)
 	keys := map[string]bool{}
 	for i, f := range facets {
 		ph := f.say(r.Attributes, class)
@@ -240,39 +241,22 @@ func detectVocabulary(a map[string]string) (vocabulary, error) {
 	return vocabNone, nil
 }
 
-// checkSynthfaces reports the first synthfaces attribute (in key order) whose value is not one
-// of synthfaces.Values(key).
-func checkSynthfaces(a map[string]string) error {
+// badAttribute returns the first attribute of a that known names (in key order) whose value
+// allowed rejects, and whether there is one.
+func badAttribute(a map[string]string, known map[string]bool, allowed func(key, value string) bool) (string, bool) {
 	keys := make([]string, 0, len(a))
 	for k := range a {
-		if synthfacesKeys[k] {
+		if known[k] {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if allowed := synthfaces.Values(k); !slices.Contains(allowed, a[k]) {
-			return fmt.Errorf("attribute %s: want one of %s, got %q", k, strings.Join(allowed, ", "), a[k])
+		if !allowed(k, a[k]) {
+			return k, true
 		}
 	}
-	return nil
-}
-
-// checkCelebA reports the first CelebA attribute (in name order) whose value is not "1" or "-1".
-func checkCelebA(a map[string]string) error {
-	keys := make([]string, 0, len(a))
-	for k := range a {
-		if celebaNames[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if v := a[k]; v != celebaTrue && v != "-1" {
-			return fmt.Errorf("attribute %s: want \"1\" or \"-1\", got %q", k, v)
-		}
-	}
-	return nil
+	return "", false
 }
 
 // compose draws one caption and returns it with the attribute keys it reveals.
@@ -310,7 +294,7 @@ func (p *plan) compose(rng *rand.Rand) (Caption, []string) {
 	if len(pres) > 0 {
 		first = pres[0]
 	}
-	b.WriteString(article(first) + " ")
+	b.WriteString(phrases.Article(first) + " ")
 	for _, w := range pres {
 		b.WriteString(w + " ")
 	}
@@ -413,7 +397,7 @@ func (t *Template) Lexicon() []string {
 		add(e)
 	}
 	for _, s := range synthfaces.Scenes {
-		for _, ph := range scenePhrases(s) {
+		for _, ph := range phrases.Scene(s) {
 			add(ph)
 		}
 	}

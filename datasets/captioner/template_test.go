@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/datasets/celeba"
+	"github.com/cocoflow/cocoflow/datasets/phrases"
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
 	"github.com/cocoflow/cocoflow/models/text"
 )
@@ -95,7 +96,7 @@ func TestTemplateSynthfaces(t *testing.T) {
 					t.Errorf("%s: %q: word %q is not in the lexicon", r.ID, c.Text, w)
 				}
 			}
-			if slices.ContainsFunc(scenePhrases(r.Scene), func(s string) bool { return strings.Contains(c.Text, s) }) {
+			if slices.ContainsFunc(phrases.Scene(r.Scene), func(s string) bool { return strings.Contains(c.Text, s) }) {
 				withScene++
 			}
 			if strings.Contains(c.Text, " with ") || strings.Contains(c.Text, "wearing") {

@@ -190,17 +190,9 @@ func parsePartition(path string, r io.Reader, m *master) ([]Partition, error) {
 // parseLandmarks reads list_landmarks_align_celeba.txt: count line, the
 // header of landmarkHeader, then ten coordinates per image.
 func parseLandmarks(path string, r io.Reader, m *master) ([][NumLandmarks][2]float32, error) {
-	t := newTable(path, r)
-	count, err := t.readCount()
-	if err != nil {
-		return nil, err
-	}
-	if err := t.readHeader(landmarkHeader); err != nil {
-		return nil, err
-	}
 	out := make([][NumLandmarks][2]float32, len(m.files))
 	cols := append([]string{"image_id"}, landmarkHeader...)
-	rows, err := readKeyed(t, m, cols, func(i int32, v [][]byte) error {
+	err := readCounted(path, r, m, landmarkHeader, cols, func(i int32, v [][]byte) error {
 		for k, f := range v {
 			x, err := strconv.ParseFloat(string(f), 32)
 			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
@@ -213,25 +205,14 @@ func parseLandmarks(path string, r io.Reader, m *master) ([][NumLandmarks][2]flo
 	if err != nil {
 		return nil, err
 	}
-	if rows != count {
-		return nil, fmt.Errorf("%s:1: count line says %d images, but the file has %d image rows", path, count, rows)
-	}
 	return out, nil
 }
 
 // parseBBox reads list_bbox_celeba.txt: count line, the header "image_id x_1
 // y_1 width height", then four integers per image.
 func parseBBox(path string, r io.Reader, m *master) ([][4]int, error) {
-	t := newTable(path, r)
-	count, err := t.readCount()
-	if err != nil {
-		return nil, err
-	}
-	if err := t.readHeader(bboxHeader); err != nil {
-		return nil, err
-	}
 	out := make([][4]int, len(m.files))
-	rows, err := readKeyed(t, m, bboxHeader, func(i int32, v [][]byte) error {
+	err := readCounted(path, r, m, bboxHeader, bboxHeader, func(i int32, v [][]byte) error {
 		for k, f := range v {
 			x, err := strconv.Atoi(string(f))
 			if err != nil {
@@ -244,8 +225,27 @@ func parseBBox(path string, r io.Reader, m *master) ([][4]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rows != count {
-		return nil, fmt.Errorf("%s:1: count line says %d images, but the file has %d image rows", path, count, rows)
-	}
 	return out, nil
+}
+
+// readCounted reads a file that starts with a count line and the given header line (the
+// landmark and box files): rows of the columns cols, keyed by image, whose fields after the
+// image name fn parses; the count line must match the rows.
+func readCounted(path string, r io.Reader, m *master, header, cols []string, fn func(i int32, vals [][]byte) error) error {
+	t := newTable(path, r)
+	count, err := t.readCount()
+	if err != nil {
+		return err
+	}
+	if err := t.readHeader(header); err != nil {
+		return err
+	}
+	rows, err := readKeyed(t, m, cols, fn)
+	if err != nil {
+		return err
+	}
+	if rows != count {
+		return fmt.Errorf("%s:1: count line says %d images, but the file has %d image rows", path, count, rows)
+	}
+	return nil
 }

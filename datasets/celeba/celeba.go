@@ -391,22 +391,23 @@ func (d *Dataset) Path(r Record) string {
 // path when the file is missing (wrapping fs.ErrNotExist), unreadable, or
 // neither JPEG nor PNG.
 func (d *Dataset) ImageBytes(r Record) ([]byte, string, error) {
-	path := d.Path(r)
+	if err := checkFile(r); err != nil {
+		return nil, "", err
+	}
+	return imageio.ReadFile(d.Path(r), d.missing())
+}
+
+// checkFile returns an error unless r's file is a plain file name.
+func checkFile(r Record) error {
 	if !validName([]byte(r.File)) {
-		return nil, "", fmt.Errorf("celeba: record file %q: want a plain file name like 000001.jpg", r.File)
+		return fmt.Errorf("celeba: record file %q: want a plain file name like 000001.jpg", r.File)
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("%s: listed in %s but missing on disk: %w", path, base(d.layout.Attributes), fs.ErrNotExist)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("celeba: %w", err)
-	}
-	format, err := imageio.Sniff(data)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
-	}
-	return data, format, nil
+	return nil
+}
+
+// missing says, in errors about a missing image, which file listed it.
+func (d *Dataset) missing() string {
+	return "listed in " + base(d.layout.Attributes) + " but missing on disk"
 }
 
 // Image reads and decodes the record's image (JPEG, or PNG for converted
@@ -414,15 +415,10 @@ func (d *Dataset) ImageBytes(r Record) ([]byte, string, error) {
 // when the file is missing (wrapping fs.ErrNotExist) or does not decode,
 // e.g. "ROOT/img_align_celeba/000123.jpg: decode jpeg: unexpected EOF".
 func (d *Dataset) Image(r Record) (image.Image, error) {
-	data, format, err := d.ImageBytes(r)
-	if err != nil {
+	if err := checkFile(r); err != nil {
 		return nil, err
 	}
-	img, err := imageio.DecodeAs(data, format)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.Path(r), err)
-	}
-	return img, nil
+	return imageio.DecodeFile(d.Path(r), d.missing())
 }
 
 // Check verifies that the image file of every selected record exists and is

@@ -4,12 +4,15 @@ package imageio
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
+	"os"
 
 	"github.com/disintegration/imaging"
 )
@@ -57,6 +60,39 @@ func DecodeAs(data []byte, format string) (image.Image, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", format, err)
+	}
+	return img, nil
+}
+
+// ReadFile reads the encoded image at path and returns its bytes and format ("jpeg" or "png",
+// from the content). A missing file is an error wrapping fs.ErrNotExist that reads "<path>:
+// <missing>", where missing says who expected the file ("listed in X but missing on disk"); a
+// file that cannot be read, or is neither JPEG nor PNG, is an error naming path.
+func ReadFile(path, missing string) ([]byte, string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: %s: %w", path, missing, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, "", err // *fs.PathError names the path
+	}
+	format, err := Sniff(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return data, format, nil
+}
+
+// DecodeFile reads and decodes the image at path (see ReadFile); a file that does not decode
+// is an error naming path, e.g. "ROOT/x.jpg: decode jpeg: unexpected EOF".
+func DecodeFile(path, missing string) (image.Image, error) {
+	data, format, err := ReadFile(path, missing)
+	if err != nil {
+		return nil, err
+	}
+	img, err := DecodeAs(data, format)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return img, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cocoflow/cocoflow/datasets/phrases"
 )
 
 // samplesPerSubject is the number of prompts per subject word in the 1000-prompt sets.
@@ -455,7 +457,7 @@ func sceneText(s situation, subject string, k, si, ti int) (string, error) {
 	}
 	f := sceneFrames[(5*k+3*si+ti)%len(sceneFrames)]
 	adj := adjs[(k+2*si+ti)%len(adjs)]
-	lead := strings.ReplaceAll(f.lead, "{adj}", article(adj)+" "+adj)
+	lead := strings.ReplaceAll(f.lead, "{adj}", phrases.Article(adj)+" "+adj)
 	lead = strings.ReplaceAll(lead, "{s}", subject)
 	verb, err := expand(act, f.form, subject)
 	if err != nil {
@@ -507,14 +509,6 @@ func expand(tmpl string, form verbForm, subject string) (string, error) {
 	return out, nil
 }
 
-// article returns "an" before a word starting with a vowel letter and "a" otherwise.
-func article(next string) string {
-	if next != "" && strings.ContainsRune("aeiou", rune(next[0])) {
-		return "an"
-	}
-	return "a"
-}
-
 // capitalize upper-cases the first letter of s.
 func capitalize(s string) string {
 	r, n := utf8.DecodeRuneInString(s)
@@ -522,18 +516,6 @@ func capitalize(s string) string {
 }
 
 // ---- Tiny scenes (tiny vocabulary) ----
-
-// tinyScenePhrases are the ways the template captioner says each synthfaces scene.
-var tinyScenePhrases = map[string][]string{
-	"park":    {"in a park", "in the park"},
-	"beach":   {"at the beach", "on a beach"},
-	"office":  {"in an office", "at the office"},
-	"kitchen": {"in a kitchen", "in the kitchen"},
-	"street":  {"on a street", "on the street"},
-	"forest":  {"in a forest", "in the woods"},
-	"stage":   {"on a stage", "on stage"},
-	"library": {"in a library", "in the library"},
-}
 
 // tinyPlace is a synthfaces scene of a setting with the activities that fit it there: adults
 // do any of acts, children only those of kidActs.
@@ -632,9 +614,9 @@ func tinyText(rng *mixer, subject string, place tinyPlace) string {
 	case wear < 5:
 		c := tinyShirts[rng.intn(len(tinyShirts))]
 		if rng.chance(0.5) {
-			posts = append(posts, "in "+article(c)+" "+c+" shirt")
+			posts = append(posts, "in "+phrases.Article(c)+" "+c+" shirt")
 		} else {
-			posts = append(posts, "wearing "+article(c)+" "+c+" shirt")
+			posts = append(posts, "wearing "+phrases.Article(c)+" "+c+" shirt")
 		}
 	case wear == 5 && subject != "man" && subject != "boy":
 		posts = append(posts, "wearing hoop earrings")
@@ -645,7 +627,7 @@ func tinyText(rng *mixer, subject string, place tinyPlace) string {
 	if act == "" && rng.chance(0.4) {
 		posts = append(posts, tinyPoses[rng.intn(len(tinyPoses))])
 	}
-	scene := tinyScenePhrases[place.scene][rng.intn(2)]
+	scene := phrases.Scene(place.scene)[rng.intn(2)]
 	tail := ""
 	switch x := rng.intn(10); {
 	case x < 2:
@@ -658,7 +640,7 @@ func tinyText(rng *mixer, subject string, place tinyPlace) string {
 	if pre != "" {
 		np = pre + " " + subject
 	}
-	np = article(np) + " " + np
+	np = phrases.Article(np) + " " + np
 	if len(posts) > 0 {
 		np += " " + strings.Join(posts, " ")
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cocoflow/cocoflow/datasets/phrases"
+	"github.com/cocoflow/cocoflow/datasets/synthfaces"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
 )
 
@@ -340,8 +342,8 @@ func TestTinyScenesCoverScenes(t *testing.T) {
 	}
 	uses := map[string]map[string]int{}
 	for _, p := range ps {
-		for scene, phrases := range tinyScenePhrases {
-			for _, ph := range phrases {
+		for _, scene := range synthfaces.Scenes {
+			for _, ph := range phrases.Scene(scene) {
 				if strings.Contains(p.Text, ph) {
 					if uses[p.Setting] == nil {
 						uses[p.Setting] = map[string]int{}

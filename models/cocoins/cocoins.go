@@ -1,7 +1,27 @@
-// Package cocoins holds the training objective of Contrastive Concept Instantiation (paper
-// §3.2–3.3) as GoMLX graph functions, written to be read against the paper: equation numbers
-// are in the comments. It knows the generator only through models/family, so the same code
-// trains a mapper for the tiny family and for SDXL.
+// Package cocoins is the method of Contrastive Concept Instantiation (paper §3.2–3.3): the
+// mapping network f (mapper.go), the training objective of eqs. (3)–(9) and the λ_neg
+// schedule as GoMLX graph functions (this file), and the training loop that fits f through a
+// frozen generator (train.go). It knows the generator only through models/family, so the same
+// code trains a mapper for the tiny family and for SDXL.
+//
+// Symbols of the paper and their Go names:
+//
+//	z1, z2 ~ N(0, I_c)    Batch.Z1, Batch.Z2; c is MapperConfig.CodeDim
+//	w = f(z)              MappingNetwork                                     eq. (3)
+//	ins(e, w, i)          Insert; Batch.Ins1, Batch.Ins2 (the plans for i, j)  eq. (4)
+//	e*, e+, e−            anchor, positive, negative in predict                eq. (5)
+//	x, m                  Batch.X, Batch.Mask (m at latent resolution)
+//	ε1, ε2, t             Batch.Eps1, Batch.Eps2, Batch.T
+//	√ᾱ_t, √(1 − ᾱ_t)      Batch.SqrtA, Batch.SqrtB                             eq. (6)
+//	x̂*, x̂+, x̂−            Predictions.Anchor, .Pos, .Neg (DDIM x̂₀ of each)
+//	x̂1, x̂2                Predictions.Plain1, .Plain2 (unmodified prompts)
+//	L_dis, D^m            distance, with Options.Distance and Options.UseMask
+//	λ_neg = γ (k/K)^β     Options.LambdaNeg(k, K) → Batch.LambdaNeg            §4.1
+//	γ, β, k, K            Options.Gamma, Options.Beta, the step, TrainOptions.Steps
+//	δ                     Delta, in λ_neg / (D− + δ)
+//	L_con                 Terms.Con                                            eq. (7)
+//	L_back                Terms.Back                                           eq. (8)
+//	λ_con, λ_back, L      Options.LambdaCon, Options.LambdaBack, Terms.Loss    eq. (9)
 package cocoins
 
 import (
@@ -12,10 +32,13 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/mapper"
 )
 
-// Options select the loss and its ablations (paper Tables 3–5).
+// Delta (δ) keeps the reciprocal of eq. (7) finite: λ_neg / (D− + δ).
+const Delta = 1e-4
+
+// Options select the loss, its ablations (paper Tables 3–5) and the λ_neg schedule. Every
+// field means what it says; the train stage declares the defaults.
 type Options struct {
 	// Negative is the form of the negative term of L_con: "reciprocal" (eq. 7, λ_neg / D−),
 	// "subtract" (the common triplet form max(0, D+ − λ_neg·D− + Margin)), or "none" (positive
@@ -33,13 +56,9 @@ type Options struct {
 	// SamePrompt builds the positive from P1 instead of P2; SameNoise noises it with ε1
 	// instead of ε2 (Table 5).
 	SamePrompt, SameNoise bool
-	// Delta keeps the reciprocal finite: λ_neg / (D− + Delta).
-	Delta float64
-}
-
-// DefaultOptions is the paper's full method: reciprocal negatives, masked MSE, background loss.
-func DefaultOptions() Options {
-	return Options{Negative: "reciprocal", Margin: 0.1, Distance: "mse", UseMask: true, Background: true, LambdaCon: 1, LambdaBack: 1, Delta: 1e-4}
+	// Gamma (γ) and Beta (β) shape λ_neg = γ (k/K)^β; with Schedule false λ_neg = γ throughout.
+	Gamma, Beta float64
+	Schedule    bool
 }
 
 // Validate names the first bad option.
@@ -54,32 +73,80 @@ func (o Options) Validate() error {
 	default:
 		return fmt.Errorf("distance must be mse, l1 or cosine, got %q", o.Distance)
 	}
-	if o.Delta <= 0 {
-		return fmt.Errorf("delta must be positive, got %g", o.Delta)
+	if o.Gamma < 0 || o.Beta < 0 {
+		return fmt.Errorf("gamma and beta must be ≥ 0, got %g and %g", o.Gamma, o.Beta)
 	}
 	return nil
 }
 
-// Batch holds the graph inputs of one training step for B triplets. The host makes the
-// random draws (z, ε, t) and the insertion plans, so that a step is a pure function of them.
-type Batch struct {
-	X      *Node // [B, latent...] image latents x
-	Mask   *Node // [B, ...] subject mask m, broadcastable to x (e.g. [B, h, w, 1])
-	IDs1   *Node // [B, L] int32 token ids of P1 (padded)
-	IDs2   *Node // [B, L] int32 token ids of P2
-	Ins1   *Node // [B, L, L+1] one-hot plan inserting one word at i into P1 (models/text/prompt.OneHot)
-	Ins2   *Node // [B, L, L+1] the plan inserting at j into P2
-	EOS1   *Node // [B] int32 EOS index of P1 as tokenized
-	EOS2   *Node // [B] int32 EOS index of P2
-	EOS1w  *Node // [B] int32 EOS index of P1 after the insertion (moved by +1)
-	EOS2w  *Node // [B] int32 EOS index of P2 after the insertion
-	Z1, Z2 *Node // [B, c] latent codes z1, z2 ~ N(0, I)
-	Eps1   *Node // [B, latent...] noise ε1
-	Eps2   *Node // [B, latent...] noise ε2
-	T      *Node // [B] int32 timesteps
-	SqrtA  *Node // [B] float32 √ᾱ_t
-	SqrtB  *Node // [B] float32 √(1 − ᾱ_t)
-	Lambda *Node // scalar λ_neg of this step (γ (k/K)^β, computed on the host)
+// LambdaNeg is the negative-distance weight of step k of K, λ_neg = γ (k/K)^β (§4.1): it grows
+// over training so that codes are not pushed apart before the positive term shapes them. With
+// the schedule off it is the constant γ.
+func (o Options) LambdaNeg(k, K int) float64 {
+	if !o.Schedule || K <= 0 {
+		return o.Gamma
+	}
+	r := float64(k) / float64(K)
+	if r <= 0 {
+		return 0
+	}
+	return o.Gamma * math.Pow(r, o.Beta)
+}
+
+// Inputs are the graph inputs of one training step for B triplets, in the one order of
+// slots: the host fills an Inputs[any] with tensors (the trainer's batcher), the graph reads
+// them back as a Batch. The host makes the random draws (z, ε, t), the insertion plans and
+// λ_neg, so that a step is a pure function of them.
+type Inputs[T any] struct {
+	X         T // [B, latent...] image latents x
+	Mask      T // [B, ...] subject mask m, broadcastable to x (e.g. [B, h, w, 1])
+	IDs1      T // [B, L] int32 token ids of P1 (padded)
+	IDs2      T // [B, L] int32 token ids of P2
+	Ins1      T // [B, L, L+1] one-hot plan inserting one word at i into P1 (models/text/prompt.OneHot)
+	Ins2      T // [B, L, L+1] the plan inserting at j into P2
+	EOS1      T // [B] int32 EOS index of P1 as tokenized
+	EOS2      T // [B] int32 EOS index of P2
+	EOS1w     T // [B] int32 EOS index of P1 after the insertion (moved by +1)
+	EOS2w     T // [B] int32 EOS index of P2 after the insertion
+	Z1, Z2    T // [B, c] latent codes z1, z2 ~ N(0, I)
+	Eps1      T // [B, latent...] noise ε1
+	Eps2      T // [B, latent...] noise ε2
+	T         T // [B] int32 timesteps
+	SqrtA     T // [B] float32 √ᾱ_t
+	SqrtB     T // [B] float32 √(1 − ᾱ_t)
+	LambdaNeg T // scalar float32 λ_neg of this step (Options.LambdaNeg)
+}
+
+// Batch is one step's inputs inside the graph.
+type Batch = Inputs[*Node]
+
+// slots lists the fields in graph input order, the only place that order is written.
+func (in *Inputs[T]) slots() []*T {
+	return []*T{&in.X, &in.Mask, &in.IDs1, &in.IDs2, &in.Ins1, &in.Ins2, &in.EOS1, &in.EOS2, &in.EOS1w, &in.EOS2w,
+		&in.Z1, &in.Z2, &in.Eps1, &in.Eps2, &in.T, &in.SqrtA, &in.SqrtB, &in.LambdaNeg}
+}
+
+// list returns the inputs in graph order.
+func (in Inputs[T]) list() []T {
+	s := in.slots()
+	out := make([]T, len(s))
+	for i, p := range s {
+		out[i] = *p
+	}
+	return out
+}
+
+// batchOf reads a Batch from graph inputs given in the order of list.
+func batchOf(nodes []*Node) Batch {
+	var b Batch
+	s := b.slots()
+	if len(nodes) != len(s) {
+		panic(fmt.Errorf("cocoins: %d graph inputs, a batch has %d", len(nodes), len(s)))
+	}
+	for i, p := range s {
+		*p = nodes[i]
+	}
+	return b
 }
 
 // Terms are the loss and its parts, each a scalar averaged over the batch.
@@ -92,18 +159,30 @@ type Terms struct {
 	// the same noisy latents and prompts. D+ / Plain below 1 means the code makes the subject
 	// more consistent than the prompt alone does; the ratio does not swing with the batch's
 	// timesteps as D+ does.
-	Plain *Node
-	Back  *Node // L_back (eq. 8); zero when disabled
+	Plain     *Node
+	Back      *Node // L_back (eq. 8); zero when disabled
+	LambdaNeg *Node // λ_neg of the step, as the batch gave it
+}
+
+// Predictions are the DDIM approximations x̂ of one batch (§3.3): of the anchor, the positive
+// and the negative, and of the plain generator on the anchor's and the positive's noisy
+// latents under the unmodified prompts (no gradient flows through those two).
+type Predictions struct {
+	Anchor, Pos, Neg *Node // x̂*, x̂+, x̂−
+	Plain1, Plain2   *Node // x̂1, x̂2
 }
 
 // Loss builds L for one batch. ctx is the training context: it holds the frozen generator's
-// variables and the mapper's (under mapper.Scope), the only trainable ones.
-func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch, o Options) Terms {
-	gr := b.X.Graph()
+// variables and the mapper's (under MapperScope), the only trainable ones.
+func Loss(ctx *context.Context, g family.Generator, mcfg MapperConfig, b Batch, o Options) Terms {
+	return o.terms(predict(ctx, g, mcfg, b, o), b.Mask, b.LambdaNeg)
+}
 
+// predict runs eqs. (3)–(6) and the DDIM approximation for one batch.
+func predict(ctx *context.Context, g family.Generator, mcfg MapperConfig, b Batch, o Options) Predictions {
 	// Eq. 3: pseudo-words w = f(z), one vector per text encoder.
-	w1 := mapper.Build(ctx, mcfg, b.Z1)
-	w2 := mapper.Build(ctx.Reuse(), mcfg, b.Z2)
+	w1 := MappingNetwork(ctx, mcfg, b.Z1)
+	w2 := MappingNetwork(ctx.Reuse(), mcfg, b.Z2)
 
 	// Token embeddings of the two captions, before position embeddings.
 	e1 := g.Embed(ctx, b.IDs1)
@@ -142,53 +221,62 @@ func Loss(ctx *context.Context, g family.Generator, mcfg mapper.Config, b Batch,
 	// DDIM approximation x̂ = (x_t − √(1−ᾱ) ε̂) / √ᾱ of each prediction (§3.3).
 	x0 := predictX0(g.Info().Prediction, xt, g.Denoise(ctx, xt, t3, cond), sa3, sb3)
 	B := b.X.Shape().Dimensions[0]
-	xAnchor := SliceAxis(x0, 0, AxisRange(0, B))
-	xPos := SliceAxis(x0, 0, AxisRange(B, 2*B))
-	xNeg := SliceAxis(x0, 0, AxisRange(2*B, 3*B))
-
-	// Eq. 7 with the subject mask: L_con = D^m(x̂*, x̂+) + λ_neg / D^m(x̂*, x̂−).
-	m := b.Mask
-	if !o.UseMask {
-		m = nil
+	p := Predictions{
+		Anchor: SliceAxis(x0, 0, AxisRange(0, B)),
+		Pos:    SliceAxis(x0, 0, AxisRange(B, 2*B)),
+		Neg:    SliceAxis(x0, 0, AxisRange(2*B, 3*B)),
 	}
-	dPos := distance(o.Distance, xAnchor, xPos, m)
-	dNeg := distance(o.Distance, xAnchor, xNeg, m)
-	var con *Node
-	switch o.Negative {
-	case "reciprocal":
-		con = Add(dPos, Div(b.Lambda, AddScalar(dNeg, o.Delta)))
-	case "subtract":
-		con = Max(AddScalar(Sub(dPos, Mul(b.Lambda, dNeg)), o.Margin), ZerosLike(dPos))
-	case "none":
-		con = dPos
-	}
-	lCon := ReduceAllMean(con)
-	loss := MulScalar(lCon, o.LambdaCon)
 
 	// The plain generator's predictions x̂1, x̂2 from the same noisy latents with the unmodified
-	// prompts (no gradient needed there): eq. 8 compares backgrounds with them, and their
-	// subject distance D^m(x̂1, x̂2) is the positive distance without a code, the reference
-	// that D(x̂*, x̂+) must fall below for a code to make subjects consistent.
+	// prompts: eq. 8 compares backgrounds with them, and their subject distance D^m(x̂1, x̂2) is
+	// the positive distance without a code, the reference that D(x̂*, x̂+) must fall below for a
+	// code to make subjects consistent.
 	refCond := g.Encode(ctx, concatEach(e1, posE), Concatenate([]*Node{b.EOS1, posEOSPlain}, 0))
 	xtRef := Concatenate([]*Node{xtAnchor, xtPos}, 0)
 	sa2 := Concatenate([]*Node{b.SqrtA, b.SqrtA}, 0)
 	sb2 := Concatenate([]*Node{b.SqrtB, b.SqrtB}, 0)
 	ref := StopGradient(predictX0(g.Info().Prediction, xtRef, g.Denoise(ctx, xtRef, Concatenate([]*Node{b.T, b.T}, 0), refCond), sa2, sb2))
-	x1 := SliceAxis(ref, 0, AxisRange(0, B))
-	x2 := SliceAxis(ref, 0, AxisRange(B, 2*B))
-	dPlain := distance(o.Distance, x1, x2, m)
+	p.Plain1 = SliceAxis(ref, 0, AxisRange(0, B))
+	p.Plain2 = SliceAxis(ref, 0, AxisRange(B, 2*B))
+	return p
+}
+
+// terms computes eqs. (7)–(9) from the predictions, the subject mask m and λ_neg.
+func (o Options) terms(p Predictions, mask, lambdaNeg *Node) Terms {
+	m := mask
+	if !o.UseMask {
+		m = nil
+	}
+	dPos := distance(o.Distance, p.Anchor, p.Pos, m)
+	dNeg := distance(o.Distance, p.Anchor, p.Neg, m)
+
+	// Eq. 7 with the subject mask: L_con = D^m(x̂*, x̂+) + λ_neg / (D^m(x̂*, x̂−) + δ).
+	var con *Node
+	switch o.Negative {
+	case "reciprocal":
+		con = Add(dPos, Div(lambdaNeg, AddScalar(dNeg, Delta)))
+	case "subtract":
+		con = Max(AddScalar(Sub(dPos, Mul(lambdaNeg, dNeg)), o.Margin), ZerosLike(dPos))
+	case "none":
+		con = dPos
+	}
+	lCon := ReduceAllMean(con)
+	loss := MulScalar(lCon, o.LambdaCon)
+	dPlain := distance(o.Distance, p.Plain1, p.Plain2, m)
 
 	// Eq. 8: L_back = D^{1−m}(x̂*, x̂1) + D^{1−m}(x̂+, x̂2) + D^{1−m}(x̂−, x̂1).
-	lBack := ScalarZero(gr, lCon.DType())
+	lBack := ScalarZero(lCon.Graph(), lCon.DType())
 	if o.Background {
-		back := OneMinus(b.Mask)
+		back := OneMinus(mask)
 		lBack = ReduceAllMean(Add(Add(
-			distance(o.Distance, xAnchor, x1, back),
-			distance(o.Distance, xPos, x2, back)),
-			distance(o.Distance, xNeg, x1, back)))
+			distance(o.Distance, p.Anchor, p.Plain1, back),
+			distance(o.Distance, p.Pos, p.Plain2, back)),
+			distance(o.Distance, p.Neg, p.Plain1, back)))
+		// Eq. 9: L = λ_con L_con + λ_back L_back.
 		loss = Add(loss, MulScalar(lBack, o.LambdaBack))
 	}
-	return Terms{Loss: loss, Con: lCon, Pos: ReduceAllMean(dPos), Neg: ReduceAllMean(dNeg), Plain: ReduceAllMean(dPlain), Back: lBack}
+	return Terms{Loss: loss, Con: lCon, Pos: ReduceAllMean(dPos), Neg: ReduceAllMean(dNeg), Plain: ReduceAllMean(dPlain),
+		Back: lBack, LambdaNeg: lambdaNeg}
 }
 
 // Insert places one pseudo-word per row into token embeddings (eq. 4): e [B, L, D], w [B, D],
@@ -258,18 +346,4 @@ func distance(kind string, x, y, m *Node) *Node {
 	}
 	d := Sub(x, y)
 	return ReduceMean(Mul(d, d), axes...)
-}
-
-// LambdaNeg is the negative-distance weight schedule λ_neg = γ (k/K)^β (§4.1): it grows over
-// training so that codes are not pushed apart before the positive term shapes them. With the
-// schedule off it is the constant γ.
-func LambdaNeg(gamma, beta float64, k, K int, schedule bool) float64 {
-	if !schedule || K <= 0 {
-		return gamma
-	}
-	r := float64(k) / float64(K)
-	if r <= 0 {
-		return 0
-	}
-	return gamma * math.Pow(r, beta)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cocoflow/cocoflow/models/diffusion"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
-	"github.com/cocoflow/cocoflow/models/mapper"
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
 	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/models/text/prompt"
@@ -146,14 +145,22 @@ func TestLambdaNegSchedule(t *testing.T) {
 		{0.01, 2, 10, 100, false, 0.01},
 	}
 	for _, c := range cases {
-		if got := LambdaNeg(c.gamma, c.beta, c.k, c.K, c.schedule); !near(got, c.want, 1e-12) {
+		o := Options{Gamma: c.gamma, Beta: c.beta, Schedule: c.schedule}
+		if got := o.LambdaNeg(c.k, c.K); !near(got, c.want, 1e-12) {
 			t.Errorf("LambdaNeg(%v, %v, %d/%d, %v) = %v, want %v", c.gamma, c.beta, c.k, c.K, c.schedule, got, c.want)
 		}
 	}
 }
 
+// method is the paper's full method: reciprocal negatives, masked MSE, background loss, the
+// λ_neg schedule.
+func method() Options {
+	return Options{Negative: "reciprocal", Margin: 0.1, Distance: "mse", UseMask: true, Background: true,
+		LambdaCon: 1, LambdaBack: 1, Gamma: 0.002, Beta: 2, Schedule: true}
+}
+
 func TestOptionsValidate(t *testing.T) {
-	o := DefaultOptions()
+	o := method()
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +180,7 @@ func lossTerms(t *testing.T, o Options) (pos, neg, plain, back float64) {
 	}
 	tok := g.Tokenizer()
 	info := g.Info()
-	mcfg := mapper.Config{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "none", OutDims: []int{info.Encoders[0].Dim}}
+	mcfg := MapperConfig{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "none", OutDims: []int{info.Encoders[0].Dim}}
 	L := info.Encoders[0].MaxLength
 
 	// Per caption: padded ids, the plan inserting one word before the class word, EOS indices.
@@ -207,29 +214,26 @@ func lossTerms(t *testing.T, o Options) (pos, neg, plain, back float64) {
 	for i := range mask {
 		mask[i] = float32(i % 2) // a checkerboard "subject", so both D^m and D^{1−m} see pixels
 	}
-	inputs := []any{
-		tensors.FromFlatDataAndDimensions(normal(1, B*size), lat...),
-		tensors.FromFlatDataAndDimensions(mask, B, info.LatentShape[0], info.LatentShape[1], 1),
-		ids1, ids2, ins1, ins2, eos1, eos2, eos1w, eos2w,
-		tensors.FromFlatDataAndDimensions(normal(2, B*4), B, 4), tensors.FromFlatDataAndDimensions(normal(3, B*4), B, 4),
-		tensors.FromFlatDataAndDimensions(normal(4, B*size), lat...), tensors.FromFlatDataAndDimensions(normal(5, B*size), lat...),
-		[]int32{300, 700}, []float32{0.8, 0.4}, []float32{0.6, 0.9165}, float32(0.002),
+	in := Inputs[any]{
+		X:    tensors.FromFlatDataAndDimensions(normal(1, B*size), lat...),
+		Mask: tensors.FromFlatDataAndDimensions(mask, B, info.LatentShape[0], info.LatentShape[1], 1),
+		IDs1: ids1, IDs2: ids2, Ins1: ins1, Ins2: ins2, EOS1: eos1, EOS2: eos2, EOS1w: eos1w, EOS2w: eos2w,
+		Z1: tensors.FromFlatDataAndDimensions(normal(2, B*4), B, 4), Z2: tensors.FromFlatDataAndDimensions(normal(3, B*4), B, 4),
+		Eps1: tensors.FromFlatDataAndDimensions(normal(4, B*size), lat...), Eps2: tensors.FromFlatDataAndDimensions(normal(5, B*size), lat...),
+		T: []int32{300, 700}, SqrtA: []float32{0.8, 0.4}, SqrtB: []float32{0.6, 0.9165}, LambdaNeg: float32(0.002),
 	}
 	backend, err := engine.Backend()
 	if err != nil {
 		t.Fatal(err)
 	}
 	exec, err := context.NewExec(backend, g.Context(), func(ctx *context.Context, in []*Node) []*Node {
-		b := Batch{X: in[0], Mask: in[1], IDs1: in[2], IDs2: in[3], Ins1: in[4], Ins2: in[5],
-			EOS1: in[6], EOS2: in[7], EOS1w: in[8], EOS2w: in[9], Z1: in[10], Z2: in[11],
-			Eps1: in[12], Eps2: in[13], T: in[14], SqrtA: in[15], SqrtB: in[16], Lambda: in[17]}
-		terms := Loss(ctx, g, mcfg, b, o)
+		terms := Loss(ctx, g, mcfg, batchOf(in), o)
 		return []*Node{terms.Pos, terms.Neg, terms.Plain, terms.Back}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs, err := exec.Exec(inputs...)
+	outs, err := exec.Exec(in.list()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +246,7 @@ func lossTerms(t *testing.T, o Options) (pos, neg, plain, back float64) {
 // the plain generator's positive distance are exactly zero while another code still differs;
 // with other prompts and noise (the method) all three distances are positive.
 func TestLossTriplets(t *testing.T) {
-	o := DefaultOptions()
+	o := method()
 	o.SamePrompt, o.SameNoise = true, true
 	pos, neg, plain, back := lossTerms(t, o)
 	if pos != 0 || plain != 0 {
@@ -251,8 +255,85 @@ func TestLossTriplets(t *testing.T) {
 	if neg <= 0 || back <= 0 {
 		t.Errorf("same prompt and noise: D− = %g, L_back = %g, want > 0 (another code; a pseudo-word changes the background)", neg, back)
 	}
-	pos, neg, plain, _ = lossTerms(t, DefaultOptions())
+	pos, neg, plain, _ = lossTerms(t, method())
 	if pos <= 0 || neg <= 0 || plain <= 0 {
 		t.Errorf("other prompt and noise: D+ = %g, D− = %g, plain D = %g, want all > 0", pos, neg, plain)
+	}
+}
+
+// TestTermsOnHandMadePredictions reads eqs. (7)–(9) off Terms for x̂ tensors made by hand, so a
+// wrong form of the negative term, of λ_neg, δ, the mask or the weights would fail. Two
+// samples of four latent cells; the subject is the first two cells.
+func TestTermsOnHandMadePredictions(t *testing.T) {
+	anchor := [][]float32{{1, 2, 0, 0}, {0, 1, 1, 0}}
+	pos := [][]float32{{1, 0, 0, 1}, {0, 1, 1, 2}}    // D+^m per sample: (0+4)/4 = 1, 0
+	neg := [][]float32{{3, 2, 0, 0}, {0, 3, 1, 0}}    // D−^m: 4/4 = 1, 4/4 = 1
+	plain1 := [][]float32{{0, 0, 2, 0}, {0, 0, 1, 2}} // x̂1
+	plain2 := [][]float32{{0, 0, 0, 0}, {0, 0, 0, 0}} // x̂2
+	mask := [][]float32{{1, 1, 0, 0}, {1, 1, 0, 0}}
+	const lambda = 0.5
+	// D^m(x̂1, x̂2): 0, 0. Background distances D^{1−m} per sample:
+	// (x̂*, x̂1): (4+0)/4 = 1, (0+4)/4 = 1;  (x̂+, x̂2): 1/4, (1+4)/4 = 5/4;  (x̂−, x̂1): 1, 1.
+	back := (1 + 0.25 + 1 + 1 + 1.25 + 1) / 2.0
+	dPos, dNeg := []float64{1, 0}, []float64{1, 1}
+	for _, tc := range []struct {
+		negative string
+		con      float64
+	}{
+		{"reciprocal", (dPos[0] + lambda/(dNeg[0]+Delta) + dPos[1] + lambda/(dNeg[1]+Delta)) / 2},
+		{"subtract", (math.Max(dPos[0]-lambda*dNeg[0]+0.1, 0) + math.Max(dPos[1]-lambda*dNeg[1]+0.1, 0)) / 2},
+		{"none", (dPos[0] + dPos[1]) / 2},
+	} {
+		o := method()
+		o.Negative, o.LambdaCon, o.LambdaBack = tc.negative, 2, 0.25
+		out := run(t, func(g *Graph) []*Node {
+			p := Predictions{Anchor: Const(g, anchor), Pos: Const(g, pos), Neg: Const(g, neg), Plain1: Const(g, plain1), Plain2: Const(g, plain2)}
+			terms := o.terms(p, Const(g, mask), Const(g, float32(lambda)))
+			return []*Node{terms.Con, terms.Loss, terms.Pos, terms.Neg, terms.Plain, terms.Back, terms.LambdaNeg}
+		})
+		got := func(i int) float64 { return float64(out[i][0]) }
+		want := []float64{tc.con, 2*tc.con + 0.25*back, 0.5, 1, 0, back, lambda}
+		for i, name := range []string{"Con", "Loss", "Pos", "Neg", "Plain", "Back", "LambdaNeg"} {
+			if !near(got(i), want[i], 1e-5*math.Max(1, math.Abs(want[i]))) {
+				t.Errorf("%s: Terms.%s = %.6f, want %.6f", tc.negative, name, got(i), want[i])
+			}
+		}
+	}
+	// Without the mask the distances cover the whole latent, and without the background loss
+	// L = λ_con L_con.
+	o := method()
+	o.UseMask, o.Background = false, false
+	out := run(t, func(g *Graph) []*Node {
+		p := Predictions{Anchor: Const(g, anchor), Pos: Const(g, pos), Neg: Const(g, neg), Plain1: Const(g, plain1), Plain2: Const(g, plain2)}
+		terms := o.terms(p, Const(g, mask), Const(g, float32(lambda)))
+		return []*Node{terms.Pos, terms.Loss, terms.Back}
+	})
+	// D+ over all cells: (0+4+0+1)/4 = 5/4, (0+0+0+4)/4 = 1; D−: 1, 1.
+	wantCon := (1.25 + lambda/(1+Delta) + 1 + lambda/(1+Delta)) / 2
+	if p, l, b := float64(out[0][0]), float64(out[1][0]), float64(out[2][0]); !near(p, 1.125, 1e-5) || !near(l, wantCon, 1e-5) || b != 0 {
+		t.Errorf("unmasked, no background: D+ %.6f, L %.6f, L_back %g; want 1.125, %.6f, 0", p, l, b, wantCon)
+	}
+}
+
+// TestInputsOrder: a Batch read from graph inputs puts every input in the field it was given
+// in on the host, so the order of slots serves both sides.
+func TestInputsOrder(t *testing.T) {
+	var host Inputs[any]
+	for i, p := range host.slots() {
+		*p = float32(i)
+	}
+	out := run(t, func(g *Graph) []*Node {
+		vals := host.list()
+		nodes := make([]*Node, len(vals))
+		for i, v := range vals {
+			nodes[i] = Const(g, v)
+		}
+		b := batchOf(nodes)
+		return []*Node{b.X, b.Mask, b.Z2, b.SqrtB, b.LambdaNeg}
+	})
+	for i, want := range []float32{0, 1, 11, 16, 17} {
+		if out[i][0] != want {
+			t.Errorf("output %d reads input %v, want %v", i, out[i][0], want)
+		}
 	}
 }

@@ -29,43 +29,24 @@ type SampleRequest struct {
 	Seed       uint64      // noise stream: x_T = diffusion.GaussianNoise(SampleOptions.Seed, Seed, n)
 }
 
-// SampleOptions configure sampling. Zero fields take the defaults given.
+// SampleOptions configure sampling. Every field means what it says, zero included: the
+// defaults belong to the caller (the generate and evaluate stages declare theirs).
 type SampleOptions struct {
-	Steps     int     // DDIM steps (10)
-	Guidance  float64 // classifier-free guidance scale; 1 disables the unconditional branch (4)
+	Steps int // DDIM steps (>= 1)
+	// Guidance is the classifier-free guidance scale s of diffusion.Guide: ε = ε_u + s (ε_c − ε_u).
+	// 0 samples unconditionally (the prompt and its pseudo-words have no effect), 1 conditionally
+	// (the unconditional branch is not run), above 1 guided.
+	Guidance  float64
 	Eta       float64 // DDIM η (0: deterministic)
-	Spacing   string  // timestep spacing: diffusion.Leading (default), Trailing or Linspace
-	BatchSize int     // images per denoiser call; the last batch is padded (8)
+	Spacing   string  // timestep spacing of diffusion.Sampler: Leading (also ""), Trailing or Linspace
+	BatchSize int     // images per denoiser call (>= 1); the last batch is padded
 	Seed      uint64  // run-level seed of the noise, combined with each request's Seed
-	MaxWords  int     // pseudo-word slots compiled into the text graph (2, or more if a request needs them)
 }
 
-// Default sampling settings.
-const (
-	DefaultSampleSteps = 10
-	DefaultGuidance    = 4.0
-	DefaultBatchSize   = 8
-	defaultMaxWords    = 2
-)
-
-func (o SampleOptions) withDefaults() SampleOptions {
-	if o.Steps == 0 {
-		o.Steps = DefaultSampleSteps
-	}
-	if o.Guidance == 0 {
-		o.Guidance = DefaultGuidance
-	}
-	if o.Spacing == "" {
-		o.Spacing = diffusion.Leading
-	}
-	if o.BatchSize == 0 {
-		o.BatchSize = DefaultBatchSize
-	}
-	if o.MaxWords == 0 {
-		o.MaxWords = defaultMaxWords
-	}
-	return o
-}
+// wordSlots is the least number of pseudo-word slots compiled into the text graph, so that
+// single- and two-subject batches share one compiled graph; a request with more insertions
+// gets a graph with as many.
+const wordSlots = 2
 
 // Sample generates one latent per request with g (see Sampler). It compiles the graphs, so
 // callers that sample repeatedly should keep a Sampler instead.
@@ -104,7 +85,6 @@ type Sampler struct {
 // generator's schedule is unknown, its encoders differ in maximum length, or the backend cannot
 // start. Graphs are compiled on first use.
 func NewSampler(g Generator, opt SampleOptions) (*Sampler, error) {
-	opt = opt.withDefaults()
 	switch {
 	case opt.Steps < 1:
 		return nil, fmt.Errorf("family: sample: steps = %d, want >= 1", opt.Steps)
@@ -112,8 +92,6 @@ func NewSampler(g Generator, opt SampleOptions) (*Sampler, error) {
 		return nil, fmt.Errorf("family: sample: batch size = %d, want >= 1", opt.BatchSize)
 	case opt.Eta < 0:
 		return nil, fmt.Errorf("family: sample: eta = %g, want >= 0", opt.Eta)
-	case opt.MaxWords < 1:
-		return nil, fmt.Errorf("family: sample: max words = %d, want >= 1", opt.MaxWords)
 	}
 	info := g.Info()
 	if len(info.Encoders) == 0 {
@@ -241,7 +219,7 @@ func (s *Sampler) Sample(reqs []SampleRequest) ([][]float32, error) {
 	if s.textExec == nil && s.host == nil {
 		return nil, fmt.Errorf("family: sample: sampler is closed")
 	}
-	words := s.opt.MaxWords
+	words := wordSlots
 	plans := make([]prompt.Plan, len(reqs))
 	fitted := make([][]int32, len(reqs))
 	for i, r := range reqs {

@@ -169,6 +169,7 @@ func TestSampleMatchesHostReference(t *testing.T) {
 		{Steps: 5, Guidance: 3, BatchSize: 2},
 		{Steps: 4, Guidance: 1, BatchSize: 4, Seed: 9},
 		{Steps: 6, Guidance: 2, Eta: 1, BatchSize: 1, Spacing: diffusion.Trailing},
+		{Steps: 3, Guidance: 0, BatchSize: 3},
 	} {
 		got, err := family.Sample(f, reqs, opt)
 		if err != nil {
@@ -192,7 +193,7 @@ func TestSampleIndependentOfBatching(t *testing.T) {
 	for i, p := range []string{"a man", "a woman", "a red man", "photo", "a blue woman"} {
 		reqs = append(reqs, family.SampleRequest{IDs: f.ids(t, p), Seed: uint64(10 + i)})
 	}
-	opt := family.SampleOptions{Steps: 4, Guidance: 2.5, Eta: 0.5}
+	opt := family.SampleOptions{Steps: 4, Guidance: 2.5, Eta: 0.5, BatchSize: 1}
 	var first [][]float32
 	for _, bs := range []int{1, 2, 3, 8} {
 		opt.BatchSize = bs
@@ -252,7 +253,8 @@ func TestSampleRequestErrors(t *testing.T) {
 		{"position past EOS", family.SampleRequest{IDs: good.IDs, Insertions: []family.Insertion{{Position: 6, Words: [][]float32{{1, 2, 3}}}}},
 			"request 1: prompt: plan: position 6"},
 	}
-	s, err := family.NewSampler(f, family.SampleOptions{Steps: 2})
+	valid := family.SampleOptions{Steps: 2, Guidance: 4, BatchSize: 1}
+	s, err := family.NewSampler(f, valid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +265,47 @@ func TestSampleRequestErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want error containing %q", tc.name, err, tc.want)
 		}
 	}
-	for _, opt := range []family.SampleOptions{{Steps: -1}, {BatchSize: -2}, {Eta: -1}, {Spacing: "karras"}, {Steps: 5000}} {
+	for _, edit := range []func(o *family.SampleOptions){
+		func(o *family.SampleOptions) { o.Steps = -1 },
+		func(o *family.SampleOptions) { o.Steps = 0 },
+		func(o *family.SampleOptions) { o.BatchSize = -2 },
+		func(o *family.SampleOptions) { o.BatchSize = 0 },
+		func(o *family.SampleOptions) { o.Eta = -1 },
+		func(o *family.SampleOptions) { o.Spacing = "karras" },
+		func(o *family.SampleOptions) { o.Steps = 5000 },
+	} {
+		opt := valid
+		edit(&opt)
 		if _, err := family.NewSampler(f, opt); err == nil {
 			t.Errorf("options %+v: want an error", opt)
+		}
+	}
+}
+
+// TestGuidanceZeroIsUnconditional: guidance 0 means ε = ε_u (diffusion.Guide), so neither the
+// prompt nor a pseudo-word changes a latent; the noise seed still does.
+func TestGuidanceZeroIsUnconditional(t *testing.T) {
+	f := newFake(t)
+	word := []float32{0.3, -0.2, 0.9}
+	reqs := []family.SampleRequest{
+		{IDs: f.ids(t, "a photo of a man"), Seed: 1},
+		{IDs: f.ids(t, "a red woman"), Seed: 1, Insertions: []family.Insertion{{Position: 3, Words: [][]float32{word}}}},
+		{IDs: f.ids(t, "a red woman"), Seed: 2},
+	}
+	for _, guidance := range []float64{0, 3} {
+		got, err := family.Sample(f, reqs, family.SampleOptions{Steps: 3, Guidance: guidance, BatchSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := slices.Equal(got[0], got[1])
+		if guidance == 0 && !same {
+			t.Errorf("guidance 0: two prompts with one seed differ: %v, %v", got[0], got[1])
+		}
+		if guidance != 0 && same {
+			t.Errorf("guidance %g: two prompts with one seed give the same latent", guidance)
+		}
+		if slices.Equal(got[1], got[2]) {
+			t.Errorf("guidance %g: two seeds give the same latent", guidance)
 		}
 	}
 }

@@ -32,7 +32,9 @@ func smallTiny(t testing.TB) *tiny.Generator {
 		data.Latents = append(data.Latents, lat)
 		data.Captions = append(data.Captions, [][]int32{tok.Encode([]string{"a man", "a woman at the beach"}[i%2]).IDs})
 	}
-	g, err := tiny.Pretrain(context.Background(), cfg, data, tiny.PretrainOptions{Steps: 4, BatchSize: 4, LearningRate: 0.05, WarmupSteps: 1, EMADecay: -1}, nil)
+	opt := tiny.DefaultPretrainOptions()
+	opt.Steps, opt.BatchSize, opt.LearningRate, opt.WarmupSteps, opt.EMADecay = 4, 4, 0.05, 1, 0
+	g, err := tiny.Pretrain(context.Background(), cfg, data, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func TestSampleTiny(t *testing.T) {
 		{IDs: tok.Encode("a woman and a man").IDs, Seed: 5, Insertions: []family.Insertion{
 			{Position: 2, Words: [][]float32{word}}, {Position: 5, Words: [][]float32{word}}}},
 	}
-	opt := family.SampleOptions{Steps: 3, BatchSize: 1}
+	opt := family.SampleOptions{Steps: 3, Guidance: 4, BatchSize: 1}
 	one, err := family.Sample(g, reqs, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +81,8 @@ func TestSampleTiny(t *testing.T) {
 	}
 }
 
-// BenchmarkSample times sampling with the committed tiny generator at the default options
-// (DefaultSampleSteps DDIM steps with guidance), for the default batch size and a larger one.
+// BenchmarkSample times sampling with the committed tiny generator as the evaluate stage
+// samples by default (10 DDIM steps, guidance 4), at batch 8 and a larger batch.
 func BenchmarkSample(b *testing.B) {
 	tok, err := tiny.Tokenizer()
 	if err != nil {
@@ -90,9 +92,9 @@ func BenchmarkSample(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bs := range []int{family.DefaultBatchSize, 32} {
+	for _, bs := range []int{8, 32} {
 		b.Run(fmt.Sprintf("batch%d", bs), func(b *testing.B) {
-			s, err := family.NewSampler(g, family.SampleOptions{BatchSize: bs})
+			s, err := family.NewSampler(g, family.SampleOptions{Steps: 10, Guidance: 4, BatchSize: bs})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -36,7 +36,9 @@ func BenchmarkPretrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	sched, _ := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
-	tr := trainer{m: g.m, opt: PretrainOptions{BatchSize: 32}.withDefaults(), data: data, sched: sched, tok: tok}
+	opt := DefaultPretrainOptions()
+	opt.BatchSize = 32
+	tr := trainer{m: g.m, opt: opt, data: data, sched: sched, tok: tok}
 	be, err := engine.Backend()
 	if err != nil {
 		b.Fatal(err)

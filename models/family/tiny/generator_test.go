@@ -453,7 +453,8 @@ func TestVocabStats(t *testing.T) {
 }
 
 func TestLearningRateSchedule(t *testing.T) {
-	o := PretrainOptions{Steps: 1000, WarmupSteps: 100, LearningRate: 1e-3, MinLearningRate: 1e-4}
+	o := DefaultPretrainOptions()
+	o.Steps, o.WarmupSteps, o.LearningRate = 1000, 100, 1e-3 // decays to 1e-3 / 10
 	tests := []struct {
 		k    int
 		want float64
@@ -463,21 +464,21 @@ func TestLearningRateSchedule(t *testing.T) {
 			t.Errorf("step %d: lr %g, want %g", tc.k, got, tc.want)
 		}
 	}
-	if w := o.withDefaults().lossWeight(0.5); w != 1 { // SNR 1 < γ
+	if w := o.lossWeight(0.5); w != 1 { // SNR 1 < γ
 		t.Errorf("loss weight at SNR 1: %g", w)
 	}
-	if w := o.withDefaults().lossWeight(0.99); math.Abs(w-5/99.0) > 1e-9 { // SNR 99
+	if w := o.lossWeight(0.99); math.Abs(w-5/99.0) > 1e-9 { // SNR 99
 		t.Errorf("loss weight at SNR 99: %g, want 5/99", w)
 	}
-	if w := o.withDefaults().lossWeight(0.2); w != 1 { // SNR 1/4, no floor: plain ε-MSE
+	if w := o.lossWeight(0.2); w != 1 { // SNR 1/4, no floor: plain ε-MSE
 		t.Errorf("loss weight at SNR 1/4: %g, want 1", w)
 	}
 	f := o
 	f.SNRFloor = 1
-	if w := f.withDefaults().lossWeight(0.2); math.Abs(w-4) > 1e-9 { // x̂₀ weight raised from 1/4 to 1
+	if w := f.lossWeight(0.2); math.Abs(w-4) > 1e-9 { // x̂₀ weight raised from 1/4 to 1
 		t.Errorf("loss weight at SNR 1/4 with floor 1: %g, want 4", w)
 	}
-	if w := f.withDefaults().lossWeight(0.99); math.Abs(w-5/99.0) > 1e-9 { // the floor leaves γ alone
+	if w := f.lossWeight(0.99); math.Abs(w-5/99.0) > 1e-9 { // the floor leaves γ alone
 		t.Errorf("loss weight at SNR 99 with floor 1: %g, want 5/99", w)
 	}
 }

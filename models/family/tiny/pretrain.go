@@ -30,29 +30,33 @@ type Data struct {
 	Masks [][]float32
 }
 
-// PretrainOptions configure Pretrain. Zero fields take the defaults given.
+// PretrainOptions configure Pretrain. Every field means what it says, zero included (0 turns
+// a regulariser off); DefaultPretrainOptions gives the settings the committed generator was
+// trained with, and Validate names the first one out of range.
 type PretrainOptions struct {
-	Steps           int     // optimizer steps of the whole run (2000)
-	BatchSize       int     // latents per step (32)
-	LearningRate    float64 // peak learning rate after warm-up (2e-3)
-	MinLearningRate float64 // learning rate at the end of the cosine decay (LearningRate/10)
-	WarmupSteps     int     // linear warm-up from 0 (100)
-	WeightDecay     float64 // decoupled weight decay of weight matrices, AdamW style (0.01; < 0: none)
-	Beta1, Beta2    float64 // Adam moment decays (0.9, 0.99)
-	ClipNorm        float64 // global gradient-norm clip (1; < 0: none)
-	CaptionDropout  float64 // probability of the empty caption BOS EOS, for guidance (0.1; < 0: none)
-	EMADecay        float64 // decay of the exported weight average (0.999; < 0: export raw weights)
-	MinSNRGamma     float64 // Min-SNR-γ loss weight min(SNR_t, γ)/SNR_t (Hang et al. 2023) (5; < 0: plain MSE)
-	SNRFloor        float64 // lower bound of the x̂₀ weight, min(max(SNR_t, floor), γ)/SNR_t (0: none; see lossWeight)
-	Seed            uint64  // seed of the batches: step k draws from (Seed, k)
+	Steps        int     // optimizer steps of the whole run (>= 1)
+	BatchSize    int     // latents per step (>= 1)
+	LearningRate float64 // peak learning rate after warm-up
+	DecayFactor  float64 // the cosine decay ends at LearningRate / DecayFactor (>= 1; 1: none)
+	WarmupSteps  int     // linear warm-up from 0 (0: none)
+	WeightDecay  float64 // decoupled weight decay of weight matrices, AdamW style (0: none)
+	Beta1, Beta2 float64 // Adam moment decays, in [0, 1)
+	ClipNorm     float64 // global gradient-norm clip (0: none)
+	// CaptionDropout is the probability of the empty caption BOS EOS, which trains the
+	// unconditional branch of classifier-free guidance (0: none).
+	CaptionDropout float64
+	EMADecay       float64 // decay of the exported weight average, in [0, 1) (0: export the raw weights)
+	MinSNRGamma    float64 // Min-SNR-γ loss weight min(SNR_t, γ)/SNR_t (Hang et al. 2023) (0: plain MSE)
+	SNRFloor       float64 // lower bound of the x̂₀ weight, min(max(SNR_t, floor), γ)/SNR_t (0: none; see lossWeight)
+	Seed           uint64  // seed of the batches: step k draws from (Seed, k)
 	// SubjectWeight is the ε-MSE weight of latent positions on the subject (Data.Masks) relative
-	// to the background, each sample's weights scaled to mean 1 (1: uniform, the default). Above
-	// 1 it spends more of the loss on the subject, where the class word shows (hair, size), and
-	// less on the scene, which explains most of a latent's variance.
+	// to the background, each sample's weights scaled to mean 1 (> 0; 1: uniform). Above 1 it
+	// spends more of the loss on the subject, where the class word shows (hair, size), and less
+	// on the scene, which explains most of a latent's variance.
 	SubjectWeight float64
 
 	CheckpointDir   string // where checkpoints go ("" for none); a run resumes from it
-	CheckpointEvery int    // steps between checkpoints (200)
+	CheckpointEvery int    // steps between checkpoints (0: only at the end)
 
 	// InitFrom, when set, fine-tunes: the weights under InitScopes ("/dit", the denoiser, say)
 	// start from InitFrom's instead of the random initialisation (their shapes must match);
@@ -61,53 +65,62 @@ type PretrainOptions struct {
 	InitScopes []string
 }
 
-func (o PretrainOptions) withDefaults() PretrainOptions {
-	def := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
+// DefaultPretrainOptions returns the options the committed generator was trained with, apart
+// from what the pretrain stage sets (steps, learning rate, SNR floor, subject weight, seed).
+func DefaultPretrainOptions() PretrainOptions {
+	return PretrainOptions{
+		Steps: 2000, BatchSize: 32, LearningRate: 2e-3, DecayFactor: 10, WarmupSteps: 100,
+		WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.99, ClipNorm: 1, CaptionDropout: 0.1,
+		EMADecay: 0.999, MinSNRGamma: 5, SubjectWeight: 1, CheckpointEvery: 200,
+	}
+}
+
+// Validate returns an error naming the first option out of range.
+func (o PretrainOptions) Validate() error {
+	for _, c := range []struct {
+		name string
+		bad  bool
+		v    any
+	}{
+		{"steps", o.Steps < 1, o.Steps},
+		{"batch size", o.BatchSize < 1, o.BatchSize},
+		{"learning rate", !(o.LearningRate > 0), o.LearningRate},
+		{"decay factor", !(o.DecayFactor >= 1), o.DecayFactor},
+		{"warm-up steps", o.WarmupSteps < 0, o.WarmupSteps},
+		{"weight decay", !(o.WeightDecay >= 0), o.WeightDecay},
+		{"beta1", !(o.Beta1 >= 0 && o.Beta1 < 1), o.Beta1},
+		{"beta2", !(o.Beta2 >= 0 && o.Beta2 < 1), o.Beta2},
+		{"clip norm", !(o.ClipNorm >= 0), o.ClipNorm},
+		{"caption dropout", !(o.CaptionDropout >= 0 && o.CaptionDropout < 1), o.CaptionDropout},
+		{"EMA decay", !(o.EMADecay >= 0 && o.EMADecay < 1), o.EMADecay},
+		{"Min-SNR γ", !(o.MinSNRGamma >= 0), o.MinSNRGamma},
+		{"SNR floor", !(o.SNRFloor >= 0), o.SNRFloor},
+		{"subject weight", !(o.SubjectWeight > 0), o.SubjectWeight},
+		{"checkpoint interval", o.CheckpointEvery < 0, o.CheckpointEvery},
+	} {
+		if c.bad {
+			return fmt.Errorf("tiny pretrain: %s %v is out of range (DefaultPretrainOptions has the committed generator's settings)", c.name, c.v)
 		}
 	}
-	if o.Steps == 0 {
-		o.Steps = 2000
-	}
-	if o.BatchSize == 0 {
-		o.BatchSize = 32
-	}
-	def(&o.LearningRate, 2e-3)
-	def(&o.MinLearningRate, o.LearningRate/10)
-	if o.WarmupSteps == 0 {
-		o.WarmupSteps = 100
-	}
-	def(&o.WeightDecay, 0.01)
-	def(&o.Beta1, 0.9)
-	def(&o.Beta2, 0.99)
-	def(&o.ClipNorm, 1)
-	def(&o.CaptionDropout, 0.1)
-	def(&o.EMADecay, 0.999)
-	def(&o.MinSNRGamma, 5)
-	def(&o.SubjectWeight, 1)
-	if o.CheckpointEvery == 0 {
-		o.CheckpointEvery = 200
-	}
-	return o
+	return nil
 }
 
 // LearningRateAt returns the learning rate of step k (0-based): linear warm-up to LearningRate
-// over WarmupSteps, then cosine decay to MinLearningRate at Steps.
+// over WarmupSteps, then cosine decay to LearningRate / DecayFactor at Steps.
 func (o PretrainOptions) LearningRateAt(k int) float64 {
-	o = o.withDefaults()
 	if k < o.WarmupSteps {
 		return o.LearningRate * float64(k+1) / float64(o.WarmupSteps)
 	}
 	span := max(o.Steps-o.WarmupSteps, 1)
 	p := math.Min(float64(k-o.WarmupSteps)/float64(span), 1)
-	return o.MinLearningRate + (o.LearningRate-o.MinLearningRate)*0.5*(1+math.Cos(math.Pi*p))
+	low := o.LearningRate / o.DecayFactor
+	return low + (o.LearningRate-low)*0.5*(1+math.Cos(math.Pi*p))
 }
 
 // emaDecayAt returns the EMA decay of step k, warmed up as min(decay, (1+k)/(10+k)) so that the
 // average does not remember the random initial weights for long.
 func (o PretrainOptions) emaDecayAt(k int) float64 {
-	if o.EMADecay < 0 {
+	if o.EMADecay == 0 {
 		return 0
 	}
 	return math.Min(o.EMADecay, float64(1+k)/float64(10+k))
@@ -120,14 +133,12 @@ func (o PretrainOptions) emaDecayAt(k int) float64 {
 // batch is drawn from a generator seeded with (opt.Seed, k), so a run resumed from
 // opt.CheckpointDir continues exactly like an uninterrupted one. report (may be nil) gets, for
 // every step, the weighted loss, the gradient norm and the unweighted ε-MSE. It returns the
-// trained generator, frozen, holding the EMA weights (raw weights when opt.EMADecay < 0); or an
-// error naming the bad data row or failing step; when runCtx is cancelled, the checkpoint is
-// written and runCtx's error returned.
+// trained generator, frozen, holding the EMA weights (raw weights when opt.EMADecay is 0); or an
+// error naming the bad option, data row or failing step; when runCtx is cancelled, the
+// checkpoint is written and runCtx's error returned.
 func Pretrain(runCtx context.Context, cfg Config, data Data, opt PretrainOptions, report engine.ReportFunc) (*Generator, error) {
-	opt = opt.withDefaults()
-	if opt.Steps < 1 || opt.BatchSize < 1 || opt.WarmupSteps < 0 || opt.CaptionDropout >= 1 || opt.EMADecay >= 1 || opt.SubjectWeight < 0 {
-		return nil, fmt.Errorf("tiny pretrain: options out of range: steps %d, batch size %d, warm-up %d, caption dropout %g, EMA decay %g, subject weight %g",
-			opt.Steps, opt.BatchSize, opt.WarmupSteps, opt.CaptionDropout, opt.EMADecay, opt.SubjectWeight)
+	if err := opt.Validate(); err != nil {
+		return nil, err
 	}
 	g, err := New(cfg)
 	if err != nil {
@@ -230,8 +241,8 @@ func checkData(cfg Config, tok *text.WordTokenizer, data Data) ([]float32, error
 }
 
 // WeighsSubject reports whether the loss weighs subject positions apart from the background,
-// and so needs Data.Masks (SubjectWeight 0, the zero value, means 1: uniform).
-func (o PretrainOptions) WeighsSubject() bool { return o.withDefaults().SubjectWeight != 1 }
+// and so needs Data.Masks (SubjectWeight 1 is uniform).
+func (o PretrainOptions) WeighsSubject() bool { return o.SubjectWeight != 1 }
 
 // checkMasks validates data.Masks when the loss needs them (need).
 func checkMasks(cfg Config, data Data, need bool) error {
@@ -256,7 +267,7 @@ func checkMasks(cfg Config, data Data, need bool) error {
 }
 
 // positionWeights are the loss weights of a latent's H*W positions for mask: 1 off the subject,
-// w (> 0; withDefaults makes 0 a 1) on it, scaled to mean 1.
+// w (> 0, PretrainOptions.Validate) on it, scaled to mean 1.
 func positionWeights(mask []float32, w float64, out []float32) {
 	sum := 0.0
 	for j, m := range mask {
@@ -342,7 +353,7 @@ func (tr trainer) batch(k int) ([]any, error) {
 // small budget. SNRFloor raises that weight to max(SNR, floor), the v-prediction weighting of
 // the noisy half of the schedule when floor is 1.
 func (o PretrainOptions) lossWeight(abar float64) float64 {
-	if o.MinSNRGamma <= 0 {
+	if o.MinSNRGamma == 0 {
 		return 1
 	}
 	snr := abar / (1 - abar)
@@ -386,22 +397,14 @@ func (tr trainer) update(ctx *mlctx.Context, loss, lr, decay *graph.Node) *graph
 	if len(vars) != len(grads) {
 		panic(fmt.Errorf("tiny pretrain: %d gradients for %d trainable variables", len(grads), len(vars)))
 	}
-	sq := graph.ScalarZero(g, dtypes.Float32)
-	for _, gr := range grads {
-		sq = graph.Add(sq, graph.ReduceAllSum(graph.Square(gr)))
-	}
-	norm := graph.Sqrt(sq)
-	scale := graph.ScalarOne(g, dtypes.Float32)
-	if tr.opt.ClipNorm > 0 {
-		scale = graph.Min(scale, graph.Div(graph.Scalar(g, dtypes.Float32, tr.opt.ClipNorm), graph.AddScalar(norm, 1e-12)))
-	}
+	grads, norm := engine.ClipGlobalNorm(grads, tr.opt.ClipNorm)
 	step := optimizers.IncrementGlobalStepGraph(ctx, g, dtypes.Float32) // 1 at the first step
 	b1, b2 := tr.opt.Beta1, tr.opt.Beta2
 	bc1 := graph.OneMinus(graph.Pow(graph.Scalar(g, dtypes.Float32, b1), step))
 	bc2 := graph.OneMinus(graph.Pow(graph.Scalar(g, dtypes.Float32, b2), step))
 	for i, v := range vars {
 		w := v.ValueGraph(g)
-		grad := graph.Mul(grads[i], scale)
+		grad := grads[i]
 		st := ctx.InAbsPath("/adamw" + v.Scope()).Checked(false)
 		mVar := st.VariableWithValue(v.Name()+"_m", tensors.FromShape(v.Shape())).SetTrainable(false)
 		sVar := st.VariableWithValue(v.Name()+"_v", tensors.FromShape(v.Shape())).SetTrainable(false)
@@ -415,7 +418,7 @@ func (tr trainer) update(ctx *mlctx.Context, loss, lr, decay *graph.Node) *graph
 		}
 		nw := graph.Sub(w, graph.Mul(lr, dir))
 		v.SetValueGraph(nw)
-		if tr.opt.EMADecay >= 0 {
+		if tr.opt.EMADecay > 0 {
 			eVar := ctx.InAbsPath("/ema" + v.Scope()).Checked(false).GetVariable(v.Name())
 			if eVar == nil {
 				init, err := v.MustValue().Clone()
@@ -443,7 +446,7 @@ func (tr trainer) export(g *Generator) (*Generator, error) {
 			continue
 		}
 		src := v
-		if tr.opt.EMADecay >= 0 && v.Trainable {
+		if tr.opt.EMADecay > 0 && v.Trainable {
 			if e := g.ctx.GetVariableByScopeAndName("/ema"+v.Scope(), v.Name()); e != nil {
 				src = e
 			}

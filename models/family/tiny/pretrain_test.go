@@ -18,7 +18,8 @@ import (
 func TestPretrainReducesLoss(t *testing.T) {
 	cfg := testConfig(t)
 	data := syntheticData(t, cfg, 12)
-	opt := PretrainOptions{Steps: 60, BatchSize: 8, LearningRate: 1e-2, WarmupSteps: 5, Seed: 3, MinSNRGamma: -1}
+	opt := DefaultPretrainOptions()
+	opt.Steps, opt.BatchSize, opt.LearningRate, opt.WarmupSteps, opt.Seed, opt.MinSNRGamma = 60, 8, 1e-2, 5, 3, 0
 	steps := 0
 	g, err := Pretrain(context.Background(), cfg, data, opt, func(step int, out []float64, _ time.Duration) {
 		if len(out) != 3 || out[0] != out[2] { // without Min-SNR weighting the loss is the ε-MSE
@@ -39,7 +40,9 @@ func TestPretrainReducesLoss(t *testing.T) {
 	}
 	tok, _ := Tokenizer()
 	sched, _ := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
-	tr := trainer{m: g.m, opt: PretrainOptions{BatchSize: 32, Seed: 99}.withDefaults(), data: data, sched: sched, tok: tok}
+	held := DefaultPretrainOptions()
+	held.Seed = 99
+	tr := trainer{m: g.m, opt: held, data: data, sched: sched, tok: tok}
 	before, after := epsMSE(t, init, tr), epsMSE(t, g, tr)
 	t.Logf("ε-MSE: random init %.4f, after %d steps %.4f", before, opt.Steps, after)
 	if !(after < 0.8*before) {
@@ -67,7 +70,8 @@ func TestPretrainReducesLoss(t *testing.T) {
 func TestPretrainResume(t *testing.T) {
 	cfg := testConfig(t)
 	data := syntheticData(t, cfg, 6)
-	opt := PretrainOptions{Steps: 6, BatchSize: 4, WarmupSteps: 2, Seed: 11}
+	opt := DefaultPretrainOptions()
+	opt.Steps, opt.BatchSize, opt.WarmupSteps, opt.Seed = 6, 4, 2, 11
 	straight, err := Pretrain(context.Background(), cfg, data, opt, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -121,9 +125,43 @@ func TestPretrainDataErrors(t *testing.T) {
 			d.Captions[i] = slices.Clone(d.Captions[i])
 		}
 		tc.edit(&d)
-		_, err := Pretrain(context.Background(), cfg, d, PretrainOptions{Steps: 1}, nil)
+		_, err := Pretrain(context.Background(), cfg, d, oneStep(), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// oneStep is DefaultPretrainOptions for a run of one step.
+func oneStep() PretrainOptions {
+	o := DefaultPretrainOptions()
+	o.Steps = 1
+	return o
+}
+
+// TestPretrainOptionsMeanWhatTheySay: the defaults are valid, and an option out of range is an
+// error naming it rather than a value quietly replaced.
+func TestPretrainOptionsMeanWhatTheySay(t *testing.T) {
+	if err := DefaultPretrainOptions().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(o *PretrainOptions)
+	}{
+		{"steps", func(o *PretrainOptions) { o.Steps = 0 }},
+		{"batch size", func(o *PretrainOptions) { o.BatchSize = 0 }},
+		{"learning rate", func(o *PretrainOptions) { o.LearningRate = 0 }},
+		{"decay factor", func(o *PretrainOptions) { o.DecayFactor = 0 }},
+		{"clip norm", func(o *PretrainOptions) { o.ClipNorm = -1 }},
+		{"caption dropout", func(o *PretrainOptions) { o.CaptionDropout = 1 }},
+		{"EMA decay", func(o *PretrainOptions) { o.EMADecay = -1 }},
+		{"subject weight", func(o *PretrainOptions) { o.SubjectWeight = 0 }},
+	} {
+		o := DefaultPretrainOptions()
+		tc.edit(&o)
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%s: got %v, want an error naming it", tc.name, err)
 		}
 	}
 }
@@ -261,7 +299,8 @@ func TestSubjectWeight(t *testing.T) {
 	}
 	tok, _ := Tokenizer()
 	sched, _ := diffusion.NewSchedule(cfg.Schedule, cfg.TrainSteps)
-	opt := PretrainOptions{BatchSize: 4, Seed: 7, SubjectWeight: 8}.withDefaults()
+	opt := DefaultPretrainOptions()
+	opt.BatchSize, opt.Seed, opt.SubjectWeight = 4, 7, 8
 	tr := trainer{m: g.m, opt: opt, data: data, sched: sched, tok: tok}
 	in, err := tr.batch(0)
 	if err != nil {
@@ -294,11 +333,13 @@ func TestSubjectWeight(t *testing.T) {
 		t.Errorf("loss %.6f, ε-MSE %.6f; want %.6f, %.6f computed on the host", loss, mse, want, plain)
 	}
 	data.Masks = data.Masks[:3]
-	if _, err := Pretrain(context.Background(), cfg, data, PretrainOptions{Steps: 1, SubjectWeight: 2}, nil); err == nil || !strings.Contains(err.Error(), "3 masks for 12 latents") {
+	weighed := oneStep()
+	weighed.SubjectWeight = 2
+	if _, err := Pretrain(context.Background(), cfg, data, weighed, nil); err == nil || !strings.Contains(err.Error(), "3 masks for 12 latents") {
 		t.Errorf("too few masks: got %v", err)
 	}
 	data.Masks = slices.Repeat([][]float32{mask[:5]}, 12)
-	if _, err := Pretrain(context.Background(), cfg, data, PretrainOptions{Steps: 1, SubjectWeight: 2}, nil); err == nil || !strings.Contains(err.Error(), "mask 0 has 5 values") {
+	if _, err := Pretrain(context.Background(), cfg, data, weighed, nil); err == nil || !strings.Contains(err.Error(), "mask 0 has 5 values") {
 		t.Errorf("short mask: got %v", err)
 	}
 }

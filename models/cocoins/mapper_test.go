@@ -1,4 +1,4 @@
-package mapper
+package cocoins
 
 import (
 	"math"
@@ -12,7 +12,7 @@ import (
 )
 
 // trained returns a context with a freshly initialised mapper of cfg.
-func trained(t *testing.T, cfg Config) *context.Context {
+func trained(t *testing.T, cfg MapperConfig) *context.Context {
 	t.Helper()
 	b, err := engine.Backend()
 	if err != nil {
@@ -20,7 +20,7 @@ func trained(t *testing.T, cfg Config) *context.Context {
 	}
 	ctx := context.New()
 	if _, err := context.ExecOnceN(b, ctx, func(ctx *context.Context, z *graph.Node) []*graph.Node {
-		return Build(ctx, cfg, z)
+		return MappingNetwork(ctx, cfg, z)
 	}, [][]float32{Code(9, cfg.CodeDim)}); err != nil {
 		t.Fatal(err)
 	}
@@ -28,14 +28,14 @@ func trained(t *testing.T, cfg Config) *context.Context {
 }
 
 func TestMarshalLoadRoundTrip(t *testing.T) {
-	cfg := Config{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "none", OutDims: []int{3, 5}}
+	cfg := MapperConfig{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "none", OutDims: []int{3, 5}}
 	src := trained(t, cfg)
-	config, weights, err := Marshal(src, cfg)
+	config, weights, err := MarshalMapper(src, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := &Mapper{Config: cfg, ctx: src}
-	b, err := Load(context.New(), config, weights, "test row")
+	b, err := LoadMapper(context.New(), config, weights, "test row")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestMarshalLoadRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	for v := range b.ctx.In(Scope).IterVariablesInScope() {
+	for v := range b.ctx.In(MapperScope).IterVariablesInScope() {
 		if v.Trainable {
 			t.Errorf("loaded variable %s is trainable, want frozen", v.ScopeAndName())
 		}
@@ -68,8 +68,8 @@ func TestMarshalLoadRoundTrip(t *testing.T) {
 }
 
 func TestLoadErrorsNameTheSource(t *testing.T) {
-	cfg := Config{CodeDim: 2, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{3}}
-	config, weights, err := Marshal(trained(t, cfg), cfg)
+	cfg := MapperConfig{CodeDim: 2, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{3}}
+	config, weights, err := MarshalMapper(trained(t, cfg), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 		"truncated weights": {config, weights[:len(weights)/2], "runs/x/train/mapper"},
 	}
 	for name, c := range cases {
-		_, err := Load(context.New(), c.config, c.weights, "runs/x/train/mapper")
+		_, err := LoadMapper(context.New(), c.config, c.weights, "runs/x/train/mapper")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error containing %q", name, err, c.want)
 		}
@@ -90,13 +90,12 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 }
 
 // TestRescaleVocab: with rescale vocab every pseudo-word, measured in the vocabulary's units
-// ((w − mean) / std per dimension), has mean 0 and variance 1 across its dimensions, or
-// std_scale² with std_scale.
+// ((w − mean) / std per dimension), has mean 0 and variance std_scale² across its dimensions.
 func TestRescaleVocab(t *testing.T) {
 	mean := []float32{1, -2, 0.5, 0, 3, -1}
 	std := []float32{0.5, 2, 1, 0.1, 4, 1}
 	for _, scale := range []float64{0, 1, 0.5} {
-		cfg := Config{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "vocab", OutDims: []int{6},
+		cfg := MapperConfig{CodeDim: 4, Layers: 2, Width: 8, Activation: "gelu", Rescale: "vocab", OutDims: []int{6},
 			VocabMean: [][]float32{mean}, VocabStd: [][]float32{std}, StdScale: scale}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
@@ -107,10 +106,7 @@ func TestRescaleVocab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantVar := 1.0
-		if scale != 0 {
-			wantVar = scale * scale
-		}
+		wantVar := scale * scale // std_scale 0: every pseudo-word is the mean word
 		for i, w := range words {
 			var sum, sq float64
 			for d, v := range w[0] {
@@ -125,8 +121,31 @@ func TestRescaleVocab(t *testing.T) {
 			}
 		}
 	}
-	bad := Config{CodeDim: 1, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{1}, StdScale: -1}
+	bad := MapperConfig{CodeDim: 1, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{1}, StdScale: -1}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "std_scale") {
 		t.Errorf("negative std_scale: got %v, want an error naming std_scale", err)
+	}
+}
+
+// TestLoadMapperWithoutStdScale: a mapper saved before std_scale existed (its config has no
+// such field) loads with std_scale 1, the scale it was trained with; one saved with 0 keeps 0.
+func TestLoadMapperWithoutStdScale(t *testing.T) {
+	cfg := MapperConfig{CodeDim: 2, Layers: 1, Activation: "relu", Rescale: "none", OutDims: []int{3}}
+	_, weights, err := MarshalMapper(trained(t, cfg), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for config, want := range map[string]float64{
+		`{"code_dim":2,"layers":1,"width":0,"activation":"relu","rescale":"none","out_dims":[3]}`:                 1,
+		`{"code_dim":2,"layers":1,"width":0,"activation":"relu","rescale":"none","out_dims":[3],"std_scale":0}`:   0,
+		`{"code_dim":2,"layers":1,"width":0,"activation":"relu","rescale":"none","out_dims":[3],"std_scale":0.5}`: 0.5,
+	} {
+		m, err := LoadMapper(context.New(), []byte(config), weights, "test row")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Config.StdScale != want {
+			t.Errorf("%s: std_scale %g, want %g", config, m.Config.StdScale, want)
+		}
 	}
 }

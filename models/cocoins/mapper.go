@@ -1,11 +1,12 @@
-// Package mapper is CoCoIns' mapping network f: R^c -> R^d (paper eq. 3): an n-layer MLP that
-// turns a latent code z ~ N(0, I_c) into a pseudo-word w, one vector per text encoder of the
-// generator (SDXL has two). Its output is rescaled to the per-dimension mean and standard
-// deviation of the vocabulary's token embeddings, which keeps pseudo-words in distribution.
+package cocoins
+
+// The mapping network f: R^c -> R^d (paper eq. 3): an n-layer MLP that turns a latent code
+// z ~ N(0, I_c) into a pseudo-word w, one vector per text encoder of the generator (SDXL has
+// two). Its output is rescaled to the per-dimension mean and standard deviation of the
+// vocabulary's token embeddings, which keeps pseudo-words in distribution.
 //
 // A trained mapper is saved with its config, so any later run maps the same z — given as a
 // vector or as an integer code seed — to the same pseudo-word.
-package mapper
 
 import (
 	"encoding/json"
@@ -22,11 +23,11 @@ import (
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
-// Scope is the context scope of the mapper's variables.
-const Scope = "mapper"
+// MapperScope is the context scope of the mapping network's variables.
+const MapperScope = "mapper"
 
-// Config describes a mapping network.
-type Config struct {
+// MapperConfig describes a mapping network.
+type MapperConfig struct {
 	CodeDim    int         `json:"code_dim"`   // c, the size of z
 	Layers     int         `json:"layers"`     // n, the number of dense layers (≥ 1)
 	Width      int         `json:"width"`      // hidden width
@@ -36,12 +37,13 @@ type Config struct {
 	VocabMean  [][]float32 `json:"vocab_mean,omitempty"`
 	VocabStd   [][]float32 `json:"vocab_std,omitempty"`
 	// StdScale multiplies the vocabulary's standard deviation given to pseudo-words (rescale
-	// vocab): below 1 keeps them nearer the mean word. 0 means 1 (mappers saved before it).
-	StdScale float64 `json:"std_scale,omitempty"`
+	// vocab): below 1 keeps them nearer the mean word, 0 makes every pseudo-word the mean word.
+	// A mapper saved before the field existed loads with 1 (LoadMapper).
+	StdScale float64 `json:"std_scale"`
 }
 
 // Validate checks the config, naming the bad field.
-func (c Config) Validate() error {
+func (c MapperConfig) Validate() error {
 	switch {
 	case c.CodeDim < 1:
 		return fmt.Errorf("mapper: code_dim must be ≥ 1, got %d", c.CodeDim)
@@ -90,10 +92,10 @@ func activation(name string) (func(*Node) *Node, error) {
 	return nil, fmt.Errorf("mapper: unknown activation %q (relu, gelu, silu, leaky_relu, tanh)", name)
 }
 
-// Build adds f to the graph: z [B, c] -> one pseudo-word [B, d_k] per encoder (eq. 3).
-// Variables live under ctx.In(Scope).
-func Build(ctx *context.Context, cfg Config, z *Node) []*Node {
-	ctx = ctx.In(Scope)
+// MappingNetwork adds f to the graph: z [B, c] -> one pseudo-word w [B, d_k] per encoder
+// (eq. 3). Variables live under ctx.In(MapperScope).
+func MappingNetwork(ctx *context.Context, cfg MapperConfig, z *Node) []*Node {
+	ctx = ctx.In(MapperScope)
 	act, err := activation(cfg.Activation)
 	if err != nil {
 		panic(err)
@@ -112,7 +114,7 @@ func Build(ctx *context.Context, cfg Config, z *Node) []*Node {
 			g := z.Graph()
 			mean := Const(g, [][]float32{cfg.VocabMean[k]})
 			std := Const(g, [][]float32{cfg.VocabStd[k]})
-			if s := cfg.StdScale; s != 0 && s != 1 {
+			if s := cfg.StdScale; s != 1 {
 				std = MulScalar(std, s)
 			}
 			w = Add(mean, Mul(std, u))
@@ -133,22 +135,23 @@ const codeStream = 0xc0de
 
 // Mapper is a trained mapping network ready to map codes to pseudo-words on the host.
 type Mapper struct {
-	Config Config
+	Config MapperConfig
 	ctx    *context.Context
 	exec   *context.Exec
 }
 
-// ConfigFile names a mapper's config in errors: the train stage stores it, with the weights,
-// in a mapper row.
-const ConfigFile = "mapper.json"
+// MapperConfigFile names a mapper's config in errors: the train stage stores it, with the
+// weights, in a mapper row.
+const MapperConfigFile = "mapper.json"
 
-// Marshal returns a mapper as bytes: its config (JSON) and the checkpoint of the variables under
-// Scope. The train stage stores both in its mapper row; Load reads them back.
-func Marshal(ctx *context.Context, cfg Config) (config, weights []byte, err error) {
+// MarshalMapper returns a mapper as bytes: its config (JSON) and the checkpoint of the
+// variables under MapperScope. The train stage stores both in its mapper row; LoadMapper reads
+// them back.
+func MarshalMapper(ctx *context.Context, cfg MapperConfig) (config, weights []byte, err error) {
 	only := context.New()
 	n := 0
 	for v := range ctx.IterVariables() {
-		if !strings.HasPrefix(v.Scope(), context.ScopeSeparator+Scope) {
+		if !strings.HasPrefix(v.Scope(), context.ScopeSeparator+MapperScope) {
 			continue
 		}
 		val, err := v.Value()
@@ -163,7 +166,7 @@ func Marshal(ctx *context.Context, cfg Config) (config, weights []byte, err erro
 		n++
 	}
 	if n == 0 {
-		return nil, nil, fmt.Errorf("mapper: no variables under scope %q to save", Scope)
+		return nil, nil, fmt.Errorf("mapper: no variables under scope %q to save", MapperScope)
 	}
 	weights, err = engine.Marshal(only, map[string]string{"kind": "cocoins-mapper"})
 	if err != nil {
@@ -176,20 +179,20 @@ func Marshal(ctx *context.Context, cfg Config) (config, weights []byte, err erro
 	return config, weights, nil
 }
 
-// Load reads a mapper written by Marshal into ctx (its variables under Scope, frozen) and
-// returns it; name says where config and weights came from in errors.
-func Load(ctx *context.Context, config, weights []byte, name string) (*Mapper, error) {
-	var cfg Config
+// LoadMapper reads a mapper written by MarshalMapper into ctx (its variables under
+// MapperScope, frozen) and returns it; name says where config and weights came from in errors.
+func LoadMapper(ctx *context.Context, config, weights []byte, name string) (*Mapper, error) {
+	cfg := MapperConfig{StdScale: 1} // a config saved before std_scale existed has none
 	if err := json.Unmarshal(config, &cfg); err != nil {
-		return nil, fmt.Errorf("mapper: %s: %s: %w", name, ConfigFile, err)
+		return nil, fmt.Errorf("mapper: %s: %s: %w", name, MapperConfigFile, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", name, ConfigFile, err)
+		return nil, fmt.Errorf("%s: %s: %w", name, MapperConfigFile, err)
 	}
 	if _, err := engine.LoadBytes(ctx, weights, name+" (weights)"); err != nil {
 		return nil, fmt.Errorf("mapper: %w", err)
 	}
-	for v := range ctx.In(Scope).IterVariablesInScope() {
+	for v := range ctx.In(MapperScope).IterVariablesInScope() {
 		v.SetTrainable(false)
 	}
 	return &Mapper{Config: cfg, ctx: ctx}, nil
@@ -215,7 +218,7 @@ func (m *Mapper) Map(z [][]float32) ([][][]float32, error) {
 		}
 		cfg := m.Config
 		m.exec, err = context.NewExec(b, m.ctx.Reuse(), func(ctx *context.Context, z *Node) []*Node {
-			return Build(ctx, cfg, z)
+			return MappingNetwork(ctx, cfg, z)
 		})
 		if err != nil {
 			return nil, err
