@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -97,7 +98,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	pos := Pos{File: path}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, pos.Errorf("empty config (nothing but blanks or comments): want a mapping with name and stages, e.g. experiments/tiny/prep.yaml")
+	} else if err != nil {
 		return nil, yamlError(pos, err)
 	}
 	if len(doc.Content) == 0 {

@@ -14,9 +14,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/sourcegraph/conc/pool"
 )
 
 // A dataset is a directory of Parquet shards part-00000.parquet, part-00001.parquet, ... plus
@@ -34,7 +36,25 @@ const planFile = "_plan.json"
 const (
 	metaKey   = "cocoflow.shard_key" // fingerprint of the inputs and parameters that made the shard
 	metaShard = "cocoflow.shard"
+	// Only in shards with failed rows (see FailedRow): how many, how many of them may succeed
+	// on a later attempt, and the first reasons (a JSON list).
+	metaFailed    = "cocoflow.failed_rows"
+	metaTransient = "cocoflow.transient_rows"
+	metaFailures  = "cocoflow.failures"
 )
+
+// failureNotes is how many failure reasons a shard's footer keeps.
+const failureNotes = 3
+
+// FailedRow is implemented by row types that can record a failure in place of a result (a
+// caption the server could not make, a mask the segmenter refused). Writing shards counts such
+// rows; a stage fails when more than Options.MaxFailedShare of its rows failed, and a plain
+// rerun redoes the shards that hold a transient failure (see MapShards and PreviousRows).
+type FailedRow interface {
+	// RowFailure returns why the row failed ("" when it did not) and whether a later attempt
+	// may succeed (a timeout, a busy or failing server) rather than fail the same way.
+	RowFailure() (reason string, transient bool)
+}
 
 // Manifest describes a complete dataset.
 type Manifest struct {
@@ -50,6 +70,7 @@ type Manifest struct {
 	Seed        uint64           `json:"seed"`
 	Schema      string           `json:"schema"`
 	Rows        int64            `json:"rows"`
+	FailedRows  int64            `json:"failed_rows,omitempty"`
 	Shards      []ShardInfo      `json:"shards"`
 	ContentHash string           `json:"content_hash"`
 }
@@ -66,6 +87,12 @@ type ShardInfo struct {
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	// ModTime is the file's modification time (Unix nanoseconds) when the manifest was
+	// written: a shard with the same size and time is taken to be unchanged without reading it
+	// (see Options.Verify).
+	ModTime   int64 `json:"mtime_ns,omitempty"`
+	Failed    int64 `json:"failed_rows,omitempty"`    // rows that record a failure (FailedRow)
+	Transient int64 `json:"transient_rows,omitempty"` // of which a later attempt may succeed
 }
 
 type plan struct {
@@ -241,7 +268,8 @@ func columnNames(s *parquet.Schema) []string {
 // SchemaText returns the Parquet schema of T rows as text, for manifests and docs.
 func SchemaText[T any]() string { return parquet.SchemaOf(new(T)).String() }
 
-// encodeShard writes rows as a Parquet file into memory, with the shard key in its footer.
+// encodeShard writes rows as a Parquet file into memory, with the shard key in its footer and,
+// when some rows failed (FailedRow), their counts and first reasons.
 func encodeShard[T any](rows []T, shard int, key string) ([]byte, error) {
 	var buf bytes.Buffer
 	opts := []parquet.WriterOption{
@@ -249,6 +277,16 @@ func encodeShard[T any](rows []T, shard int, key string) ([]byte, error) {
 		parquet.CreatedBy("cocoflow", Version, ""),
 		parquet.KeyValueMetadata(metaKey, key),
 		parquet.KeyValueMetadata(metaShard, strconv.Itoa(shard)),
+	}
+	if failed, transient, notes := failuresOf(rows); failed > 0 {
+		js, err := json.Marshal(notes)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts,
+			parquet.KeyValueMetadata(metaFailed, strconv.FormatInt(failed, 10)),
+			parquet.KeyValueMetadata(metaTransient, strconv.FormatInt(transient, 10)),
+			parquet.KeyValueMetadata(metaFailures, string(js)))
 	}
 	w := parquet.NewGenericWriter[T](&buf, append(opts, blobOptions[T]()...)...)
 	if _, err := w.Write(rows); err != nil {
@@ -284,11 +322,17 @@ func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	// CreateTemp makes the file private; others who share the workdir read it (the umask is
+	// not consulted: the final file is readable like one made by cp).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
@@ -319,24 +363,139 @@ func WriteJSONAtomic(path string, v any) error {
 	return writeAtomic(path, append(data, '\n'))
 }
 
-// shardKey reads the shard key from a shard's footer; "" when the file is absent or unreadable
-// (a rerun then rewrites it).
-func shardKey(path string) string {
+// failuresOf counts the rows that failed and those that failed transiently, and returns the
+// first reasons, when T is a FailedRow.
+func failuresOf[T any](rows []T) (failed, transient int64, notes []string) {
+	for i := range rows {
+		fr, ok := any(rows[i]).(FailedRow)
+		if !ok {
+			return 0, 0, nil
+		}
+		reason, tr := fr.RowFailure()
+		if reason == "" {
+			continue
+		}
+		failed++
+		if tr {
+			transient++
+		}
+		if len(notes) < failureNotes {
+			notes = append(notes, reason)
+		}
+	}
+	return failed, transient, notes
+}
+
+// footer is what cocoflow keeps in a shard's Parquet footer.
+type footer struct {
+	Key       string
+	Rows      int64
+	Failed    int64
+	Transient int64
+	Failures  []string
+}
+
+// readFooter reads a shard's footer; an absent, truncated or foreign file is an error (a rerun
+// then rewrites the shard).
+func readFooter(path string) (footer, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return footer{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return ""
+		return footer{}, err
 	}
 	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
-		return ""
+		return footer{}, fmt.Errorf("%s: %w", path, err)
 	}
-	key, _ := pf.Lookup(metaKey)
-	return key
+	ft := footer{Rows: pf.NumRows()}
+	ft.Key, _ = pf.Lookup(metaKey)
+	if v, ok := pf.Lookup(metaFailed); ok {
+		ft.Failed, _ = strconv.ParseInt(v, 10, 64)
+		v, _ = pf.Lookup(metaTransient)
+		ft.Transient, _ = strconv.ParseInt(v, 10, 64)
+		v, _ = pf.Lookup(metaFailures)
+		_ = json.Unmarshal([]byte(v), &ft.Failures)
+	}
+	return ft, nil
+}
+
+// loadManifest reads the manifest of dir; nil when there is none or it cannot be read.
+func loadManifest(dir string) *Manifest {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil
+	}
+	var m Manifest
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	return &m
+}
+
+// damagedShards checks the shards of dir against manifest m and returns, by shard index, why
+// each damaged one no longer matches: missing, another size, or bytes whose sha256 differs from
+// the manifest's. Without full, a shard with the recorded size and modification time is taken
+// as intact without reading it (a stat per shard); with full, every shard is hashed, workers
+// at a time.
+func damagedShards(dir string, m *Manifest, full bool, workers int) map[int]string {
+	var mu sync.Mutex
+	damaged := map[int]string{}
+	mark := func(i int, why string) {
+		mu.Lock()
+		damaged[i] = why
+		mu.Unlock()
+	}
+	p := pool.New().WithMaxGoroutines(max(workers, 1))
+	for i, s := range m.Shards {
+		path := filepath.Join(dir, s.File)
+		st, err := os.Stat(path)
+		switch {
+		case err != nil:
+			mark(i, "missing")
+			continue
+		case st.Size() != s.Bytes:
+			mark(i, fmt.Sprintf("%d bytes, the manifest says %d", st.Size(), s.Bytes))
+			continue
+		case !full && s.ModTime != 0 && st.ModTime().UnixNano() == s.ModTime:
+			continue
+		}
+		p.Go(func() {
+			sum, _, err := fileSHA256(path)
+			if err != nil {
+				mark(i, err.Error())
+			} else if sum != s.SHA256 {
+				mark(i, fmt.Sprintf("sha256 %.12s…, the manifest says %.12s…", sum, s.SHA256))
+			}
+		})
+	}
+	p.Wait()
+	return damaged
+}
+
+// DamagedError reports shards of a dataset that no longer match its manifest.
+type DamagedError struct {
+	Dir     string
+	Damaged map[int]string // shard index -> what is wrong
+}
+
+// Error names the first damaged shard, how many there are and the fix.
+func (e *DamagedError) Error() string {
+	idx := sortedInts(e.Damaged)
+	return fmt.Sprintf("dataset %s: %d shard(s) do not match the manifest, first %s (%s): rerun the stage that writes it (a plain run redoes damaged shards)",
+		e.Dir, len(idx), ShardName(idx[0]), e.Damaged[idx[0]])
+}
+
+func sortedInts[V any](m map[int]V) []int {
+	idx := make([]int, 0, len(m))
+	for i := range m {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	return idx
 }
 
 func fileSHA256(path string) (string, int64, error) {
@@ -365,16 +524,6 @@ func existingShards(dir string) []int {
 	}
 	sort.Ints(idx)
 	return idx
-}
-
-// removeTemps deletes temporary files a killed run left behind.
-func removeTemps(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }
 
 // schemaOfValue returns the Parquet schema of a row value's type.

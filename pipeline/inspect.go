@@ -3,12 +3,15 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -20,11 +23,28 @@ import (
 // Inspect prints what is in path — a dataset directory or a single shard — to w: its manifest
 // summary, its Arrow schema, its row count and its first rows. It reads shards with Apache
 // Arrow's Parquet reader, independently of the writer, and so doubles as a check that shards are
-// readable by other tools.
+// readable by other tools. For a run directory (<workdir>/<run>) it lists the run's datasets
+// instead, and for a workdir those of every run in it.
 func Inspect(ctx context.Context, path string, rows int, w io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
+	}
+	if st.IsDir() && !isDatasetDir(path) {
+		if isRunDir(path) {
+			return inspectRun(path, w)
+		}
+		if runs := runDirs(path); len(runs) > 0 {
+			for i, r := range runs {
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				if err := inspectRun(r, w); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 	}
 	shards := []string{path}
 	if st.IsDir() {
@@ -89,6 +109,146 @@ func Inspect(ctx context.Context, path string, rows int, w io.Writer) error {
 		tr.Release()
 	}
 	return nil
+}
+
+// isDatasetDir reports whether dir is a dataset, complete or planned.
+func isDatasetDir(dir string) bool {
+	return exists(filepath.Join(dir, ManifestFile)) || exists(filepath.Join(dir, planFile))
+}
+
+// isRunDir reports whether dir is a run directory: it has a run manifest, or a stage
+// directory holding a dataset.
+func isRunDir(dir string) bool {
+	if exists(filepath.Join(dir, "_run.json")) {
+		return true
+	}
+	return len(runDatasets(dir)) > 0
+}
+
+// runDirs lists the run directories in a workdir.
+func runDirs(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var runs []string
+	for _, e := range entries {
+		if p := filepath.Join(dir, e.Name()); e.IsDir() && isRunDir(p) {
+			runs = append(runs, p)
+		}
+	}
+	return runs
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// runDatasets lists the "<stage>/<output>" datasets (complete or planned) of a run directory,
+// in the order of the last run manifest's stages, then by name.
+func runDatasets(dir string) []string {
+	var order []string
+	if data, err := os.ReadFile(filepath.Join(dir, "_run.json")); err == nil {
+		var rm RunManifest
+		if json.Unmarshal(data, &rm) == nil {
+			for _, s := range rm.Stages {
+				order = append(order, s.ID)
+			}
+		}
+	}
+	stages, _ := os.ReadDir(dir)
+	for _, e := range stages {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), "_") && !slices.Contains(order, e.Name()) {
+			order = append(order, e.Name())
+		}
+	}
+	var out []string
+	for _, stage := range order {
+		outs, _ := os.ReadDir(filepath.Join(dir, stage))
+		for _, o := range outs {
+			if o.IsDir() && isDatasetDir(filepath.Join(dir, stage, o.Name())) {
+				out = append(out, stage+"/"+o.Name())
+			}
+		}
+	}
+	return out
+}
+
+// inspectRun prints a run directory's last invocation, whether a run holds it now, and its
+// datasets with rows, shards, size and state.
+func inspectRun(dir string, w io.Writer) error {
+	name := filepath.Base(dir)
+	fmt.Fprintf(w, "run %s (%s)\n", name, dir)
+	if data, err := os.ReadFile(filepath.Join(dir, "_run.json")); err == nil {
+		var rm RunManifest
+		if err := json.Unmarshal(data, &rm); err != nil {
+			return fmt.Errorf("%s: invalid run manifest: %w", filepath.Join(dir, "_run.json"), err)
+		}
+		counts := map[string]int{}
+		var statuses []string
+		for _, s := range rm.Stages {
+			if counts[s.Status] == 0 {
+				statuses = append(statuses, s.Status)
+			}
+			counts[s.Status]++
+		}
+		var parts []string
+		for _, st := range statuses {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+		fmt.Fprintf(w, "last invocation %s, %.1f s: %s", rm.Started.Local().Format("2006-01-02 15:04:05"), rm.Seconds, strings.Join(parts, ", "))
+		if len(rm.Args) > 0 {
+			fmt.Fprintf(w, " (`%s`)", strings.Join(rm.Args, " "))
+		}
+		fmt.Fprintln(w)
+		if rm.Error != "" {
+			fmt.Fprintf(w, "error: %s\n", rm.Error)
+		}
+	}
+	if l, ok, _ := readLease(filepath.Join(dir, LeaseFile)); ok {
+		now := time.Now()
+		state := "in use by"
+		if stale, _ := l.stale(now); stale {
+			state = "stale lease of"
+		}
+		fmt.Fprintf(w, "%s %s\n", state, l.describe(now))
+	}
+	sets := runDatasets(dir)
+	if len(sets) == 0 {
+		fmt.Fprintln(w, "no datasets yet")
+		return nil
+	}
+	width := 0
+	for _, s := range sets {
+		width = max(width, len(s))
+	}
+	fmt.Fprintln(w, "datasets:")
+	for _, s := range sets {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, s, datasetState(filepath.Join(dir, s)))
+	}
+	fmt.Fprintf(w, "show one with: cocoflow inspect %s\n", filepath.Join(dir, sets[0]))
+	return nil
+}
+
+// datasetState describes a dataset in one line: rows, shards, size and completeness.
+func datasetState(dir string) string {
+	ds, err := OpenDataset(dir)
+	if err == nil {
+		m := ds.Manifest
+		var size int64
+		for _, s := range m.Shards {
+			size += s.Bytes
+		}
+		line := fmt.Sprintf("%8d rows  %5d shards  %9s  complete", m.Rows, len(m.Shards), humanBytes(size))
+		if m.FailedRows > 0 {
+			line += fmt.Sprintf(", %d failed rows", m.FailedRows)
+		}
+		return line
+	}
+	if !exists(filepath.Join(dir, ManifestFile)) {
+		if ds, perr := openPartial(dir); perr == nil {
+			return fmt.Sprintf("incomplete: %d of %d planned shards written, no manifest yet", len(existingShards(dir)), ds.NumShards())
+		}
+	}
+	return "unreadable: " + err.Error()
 }
 
 func readArrowTable(ctx context.Context, path string) (arrow.Table, error) {

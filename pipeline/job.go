@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/sourcegraph/conc/pool"
 )
 
@@ -34,6 +34,8 @@ type Job struct {
 	inputs      map[string]*Dataset
 	outputs     map[string]*Output
 	progress    progressSink
+	retryFailed bool    // Options.RetryFailed
+	maxFailed   float64 // Options.MaxFailedShare, resolved
 
 	mu      sync.Mutex
 	records map[string]any
@@ -92,9 +94,22 @@ func (j *Job) Record(key string, value any) {
 	j.records[key] = value
 }
 
-// Progress starts a progress report for total units of work (0 if unknown).
+// Progress starts a progress report of what (shown after the stage id unless it is the unit
+// itself) for total units of work (0 if unknown).
 func (j *Job) Progress(what string, total int, unit string) *Progress {
-	return newProgress(j.progress, j.Log, j.ID+": "+what, total, unit)
+	return newProgress(j.progress, j.Log, j.ID, what, total, unit)
+}
+
+// Retry reports whether a row that a previous attempt left must be made again: it failed
+// transiently, or it failed at all and the run retries every failure (Options.RetryFailed).
+func (j *Job) Retry(row FailedRow) bool {
+	reason, transient := row.RowFailure()
+	return reason != "" && (transient || j.retryFailed)
+}
+
+// retries reports whether a shard with footer f is redone to retry its failed rows.
+func (j *Job) retries(failed, transient int64) bool {
+	return transient > 0 || (j.retryFailed && failed > 0)
 }
 
 // Output is an output dataset being written.
@@ -105,6 +120,20 @@ type Output struct {
 	schema string
 	shards int // planned shard count, -1 until known
 	keys   []string
+
+	old     *Manifest      // the manifest the last complete run left, nil if none
+	damaged map[int]string // shards of old that no longer match it
+
+	mu      sync.Mutex
+	written map[int]writtenShard // shards this process wrote
+}
+
+// writtenShard is what a process knows of a shard it wrote, so that the manifest need not
+// read it again: its sha256, and the size and time the file had just after the rename.
+type writtenShard struct {
+	sha256  string
+	size    int64
+	modTime int64
 }
 
 // ShardFunc makes the rows of one output shard.
@@ -112,17 +141,19 @@ type ShardFunc[T any] func(ctx context.Context, shard int) ([]T, error)
 
 // MapShards writes n shards of out, shard i made by fn(ctx, i), with bounded concurrency
 // (job.Workers). Shards that already exist with the same key (same stage fingerprint and same
-// input shard i content) are kept, so a rerun after a kill redoes only the missing shards.
-// Each shard is written atomically. Output does not depend on the worker count: shard i is a
-// function of its inputs and the seed only. With a slice (--shard-index), only the slice's
-// shards are made.
+// input shard i content) are kept, so a rerun after a kill redoes only the missing shards;
+// shards that no longer match the last manifest (damaged), and shards holding rows that failed
+// transiently (FailedRow; every failed row with Options.RetryFailed) are redone: fn may keep
+// the other rows of such a shard with PreviousRows. Each shard is written atomically. Output
+// does not depend on the worker count: shard i is a function of its inputs and the seed only.
+// With a slice (--shard-index), only the slice's shards are made.
 func MapShards[T any](ctx context.Context, job *Job, out *Output, n int, fn ShardFunc[T]) error {
 	out.schema = SchemaText[T]()
 	if err := out.plan(n); err != nil {
 		return err
 	}
 	var todo []int
-	kept := 0
+	kept, retried, damaged := 0, 0, 0
 	for i := 0; i < n; i++ {
 		if !job.slice.Has(i) {
 			continue
@@ -131,16 +162,32 @@ func MapShards[T any](ctx context.Context, job *Job, out *Output, n int, fn Shar
 		if err != nil {
 			return err
 		}
-		if !job.Force && shardKey(filepath.Join(out.Dir, ShardName(i))) == key {
-			kept++
+		if job.Force {
+			todo = append(todo, i)
 			continue
 		}
-		todo = append(todo, i)
+		if _, bad := out.damaged[i]; bad {
+			damaged++
+			todo = append(todo, i)
+			continue
+		}
+		f, err := readFooter(filepath.Join(out.Dir, ShardName(i)))
+		switch {
+		case err != nil || f.Key != key:
+			todo = append(todo, i)
+		case job.retries(f.Failed, f.Transient):
+			retried++
+			todo = append(todo, i)
+		default:
+			kept++
+		}
 	}
-	if kept > 0 {
-		job.Log.Info("reusing shards already written", "output", out.Name, "kept", kept, "todo", len(todo))
+	if kept > 0 || retried > 0 || damaged > 0 {
+		job.Log.Info("reusing shards already written", "output", out.Name, "kept", kept, "todo", len(todo),
+			"retrying_failed_rows", retried, "damaged", damaged)
 	}
-	prog := job.Progress(out.Name, len(todo), "shards")
+	prog := job.Progress(out.Name, kept+len(todo), "shards")
+	prog.Resume(kept)
 	defer prog.Done()
 	workers := max(job.Workers, 1)
 	p := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(workers)
@@ -161,6 +208,32 @@ func MapShards[T any](ctx context.Context, job *Job, out *Output, n int, fn Shar
 		})
 	}
 	return p.Wait()
+}
+
+// PreviousRows returns the rows of out's shard i as an earlier run left them, when that shard
+// was made from the same inputs and parameters (its key is current), is intact, and the run
+// does not --force; nil otherwise. A ShardFunc that MapShards calls to retry a shard's failed
+// rows keeps the others from it (see Job.Retry), so that they are not made again.
+func PreviousRows[T any](job *Job, out *Output, i int) []T {
+	if job.Force || i < 0 || i >= out.shards {
+		return nil
+	}
+	if _, bad := out.damaged[i]; bad {
+		return nil
+	}
+	key, err := out.key(i)
+	if err != nil {
+		return nil
+	}
+	path := filepath.Join(out.Dir, ShardName(i))
+	if f, err := readFooter(path); err != nil || f.Key != key {
+		return nil
+	}
+	rows, err := ReadFile[T](path)
+	if err != nil {
+		return nil
+	}
+	return rows
 }
 
 // WriteRows writes rows as out's whole content, cut into shards of shardSize rows (for stages
@@ -195,7 +268,20 @@ func writeShard[T any](out *Output, i int, rows []T) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", out.Dir, err)
 	}
-	return writeAtomic(filepath.Join(out.Dir, ShardName(i)), data)
+	path := filepath.Join(out.Dir, ShardName(i))
+	if err := writeAtomic(path, data); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if st, err := os.Stat(path); err == nil {
+		out.mu.Lock()
+		if out.written == nil {
+			out.written = map[int]writtenShard{}
+		}
+		out.written[i] = writtenShard{sha256: hex.EncodeToString(sum[:]), size: st.Size(), modTime: st.ModTime().UnixNano()}
+		out.mu.Unlock()
+	}
+	return nil
 }
 
 // plan fixes the shard count and writes it down for sliced runs downstream.
@@ -206,7 +292,7 @@ func (o *Output) plan(n int) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return err
 	}
-	removeTemps(o.Dir)
+	removeAbandonedTemps(o.Dir)
 	o.shards = n
 	o.keys = make([]string, n)
 	return WriteJSONAtomic(filepath.Join(o.Dir, planFile), plan{Fingerprint: o.job.fingerprint, Shards: n})
@@ -250,7 +336,9 @@ func shardHash(ds *Dataset, i int) (string, int64, error) {
 }
 
 // finalize checks that every planned shard is present and current, removes stale files and
-// writes the manifest. It returns false (and no error) when shards are missing in a sliced run.
+// writes the manifest. It returns false (and no error) when shards are missing in a sliced run,
+// and a *FailedRowsError when more than the allowed share of the rows failed (the shards stay,
+// the manifest is not written, so a rerun retries).
 func (o *Output) finalize(inputs map[string]Input) (bool, error) {
 	if o.shards < 0 {
 		return false, fmt.Errorf("stage wrote nothing to output %q", o.Name)
@@ -270,24 +358,32 @@ func (o *Output) finalize(inputs map[string]Input) (bool, error) {
 	}
 	content := sha256.New()
 	var missing []int
+	var fails failedRows
 	for i := 0; i < o.shards; i++ {
 		path := filepath.Join(o.Dir, ShardName(i))
 		key, err := o.key(i)
-		if err != nil || shardKey(path) != key {
+		if err != nil {
 			missing = append(missing, i)
 			continue
 		}
-		sum, size, err := fileSHA256(path)
+		f, err := readFooter(path)
+		if err != nil || f.Key != key {
+			missing = append(missing, i)
+			continue
+		}
+		info, err := o.shardInfo(i, path)
 		if err != nil {
 			return false, err
 		}
-		rows, err := footerRows(path)
-		if err != nil {
-			return false, err
-		}
-		m.Shards = append(m.Shards, ShardInfo{File: ShardName(i), Rows: rows, Bytes: size, SHA256: sum})
-		m.Rows += rows
-		fmt.Fprintln(content, sum)
+		info.Rows, info.Failed, info.Transient = f.Rows, f.Failed, f.Transient
+		m.Shards = append(m.Shards, info)
+		m.Rows += f.Rows
+		m.FailedRows += f.Failed
+		fails.add(f)
+		fmt.Fprintln(content, info.SHA256)
+	}
+	if err := fails.check(o, m.Rows); err != nil {
+		return false, err
 	}
 	if len(missing) > 0 {
 		if o.job.slice.Sliced() {
@@ -309,21 +405,81 @@ func (o *Output) finalize(inputs map[string]Input) (bool, error) {
 	return true, nil
 }
 
-func footerRows(path string) (int64, error) {
-	f, err := os.Open(path)
+// shardInfo returns the size, time and sha256 of shard i at path, reading the file only when
+// neither this process wrote it nor the last manifest lists it unchanged.
+func (o *Output) shardInfo(i int, path string) (ShardInfo, error) {
+	st, err := os.Stat(path)
 	if err != nil {
-		return 0, err
+		return ShardInfo{}, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
+	info := ShardInfo{File: ShardName(i), Bytes: st.Size(), ModTime: st.ModTime().UnixNano()}
+	o.mu.Lock()
+	w, ok := o.written[i]
+	o.mu.Unlock()
+	_, bad := o.damaged[i]
+	switch {
+	case ok && w.size == info.Bytes && w.modTime == info.ModTime:
+		info.SHA256 = w.sha256
+	case !ok && !bad && o.old != nil && i < len(o.old.Shards) && o.old.Shards[i].ModTime == info.ModTime &&
+		o.old.Shards[i].Bytes == info.Bytes && o.old.Shards[i].File == info.File:
+		info.SHA256 = o.old.Shards[i].SHA256
+	default:
+		if info.SHA256, _, err = fileSHA256(path); err != nil {
+			return ShardInfo{}, err
+		}
 	}
-	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+	return info, nil
+}
+
+// failedRows adds up the failed rows of an output's shards.
+type failedRows struct {
+	failed, transient int64
+	notes             []string
+}
+
+func (f *failedRows) add(ft footer) {
+	f.failed += ft.Failed
+	f.transient += ft.Transient
+	for _, n := range ft.Failures {
+		if len(f.notes) < failureNotes {
+			f.notes = append(f.notes, n)
+		}
 	}
-	return pf.NumRows(), nil
+}
+
+// check logs the failed rows and returns a *FailedRowsError when more than the allowed share
+// of the rows failed.
+func (f *failedRows) check(o *Output, rows int64) error {
+	if f.failed == 0 {
+		return nil
+	}
+	o.job.Log.Warn("rows failed; they are kept with their error", "output", o.Name, "failed", f.failed,
+		"of", rows, "transient", f.transient, "first", strings.Join(f.notes, " | "))
+	if rows == 0 || float64(f.failed) <= o.job.maxFailed*float64(rows) {
+		return nil
+	}
+	return &FailedRowsError{Output: o.Name, Failed: f.failed, Rows: rows, Transient: f.transient, Share: o.job.maxFailed, First: f.notes}
+}
+
+// FailedRowsError is a stage's failure when more than Options.MaxFailedShare of an output's
+// rows failed.
+type FailedRowsError struct {
+	Output       string
+	Failed, Rows int64
+	Transient    int64 // of the failed rows, those a plain rerun retries
+	Share        float64
+	First        []string // the first reasons
+}
+
+// Error gives the count, the first reasons and what a rerun does.
+func (e *FailedRowsError) Error() string {
+	retry := fmt.Sprintf("a plain rerun retries the %d that failed transiently", e.Transient)
+	if e.Transient == 0 {
+		retry = "none failed transiently (a plain rerun keeps them; --retry-failed retries them all)"
+	}
+	return fmt.Sprintf("output %s: %d of %d rows failed, more than the allowed share %.3g (--max-failed-share); first: %s; "+
+		"the rows are kept with their error and %s",
+		e.Output, e.Failed, e.Rows, max(e.Share, 0), strings.Join(e.First, " | "), retry)
 }
 
 // fingerprintOf hashes what determines a stage's output apart from its inputs: the kind and

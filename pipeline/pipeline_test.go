@@ -328,6 +328,8 @@ func TestConfigErrors(t *testing.T) {
 		name, text, want string
 	}{
 		{"yaml syntax", "name: t\nstages: [\n", "test.yaml:2:1: invalid YAML"},
+		{"empty", "", "test.yaml: empty config (nothing but blanks or comments): want a mapping with name and stages"},
+		{"comments only", "# to do\n\n", "test.yaml: empty config"},
 		{"unknown top key", "name: t\nstgaes: []\n", `test.yaml:2:1: unknown key "stgaes" in config`},
 		{"no stages", "name: t\n", "missing stages"},
 		{"unknown kind", "name: t\nstages:\n  - id: a\n    uses: nope\n", `test.yaml:4:11: stage "a": unknown stage kind "nope"`},

@@ -25,17 +25,46 @@ type Options struct {
 	Log      *slog.Logger
 	Terminal io.Writer // where progress lines are drawn; nil for log lines only
 	Args     []string  // the command line, for the run manifest
+
+	// Wait makes a run wait while another unsliced run holds the run directory (see
+	// LeaseFile), instead of failing with an *InUseError.
+	Wait bool
+	// Verify hashes every shard a stage would reuse. Without it a shard whose size and
+	// modification time are those of its manifest is taken as intact; others are hashed.
+	Verify bool
+	// RetryFailed redoes every failed row (FailedRow), permanent failures included; rows that
+	// failed transiently are retried by every run.
+	RetryFailed bool
+	// MaxFailedShare fails a stage when more than this share of an output's rows failed; 0
+	// means DefaultMaxFailedShare, a negative value fails on any failed row.
+	MaxFailedShare float64
+}
+
+// DefaultMaxFailedShare is the share of failed rows above which a stage fails, so that a stage
+// whose rows all failed (a server that was down) is an error and not a quiet success.
+const DefaultMaxFailedShare = 0.5
+
+// maxFailedShare resolves Options.MaxFailedShare.
+func (o Options) maxFailedShare() float64 {
+	switch {
+	case o.MaxFailedShare == 0:
+		return DefaultMaxFailedShare
+	case o.MaxFailedShare < 0:
+		return 0
+	}
+	return o.MaxFailedShare
 }
 
 // Status of a stage in a run.
 const (
-	StatusRan      = "ran"
-	StatusUpToDate = "up-to-date"
-	StatusPartial  = "partial"  // a sliced run wrote its shards; the dataset is not complete yet
-	StatusDeferred = "deferred" // not shard-parallel: left for a run without a slice
-	StatusNotRun   = "not-run"  // excluded by --only
-	StatusFailed   = "failed"
-	StatusBlocked  = "not-reached" // a stage before it failed
+	StatusRan         = "ran"
+	StatusUpToDate    = "up-to-date"
+	StatusPartial     = "partial"  // a sliced run wrote its shards; the dataset is not complete yet
+	StatusDeferred    = "deferred" // not shard-parallel: left for a run without a slice
+	StatusNotRun      = "not-run"  // excluded by --only
+	StatusFailed      = "failed"
+	StatusInterrupted = "interrupted" // cancelled (a signal, or a lost lease) while it ran
+	StatusBlocked     = "not-reached" // a stage before it failed
 )
 
 // RunManifest is written to <workdir>/<run>/_run.json (and kept under _runs/) after every
@@ -86,12 +115,15 @@ type StageRecord struct {
 type OutputSummary struct {
 	Path        string `json:"path"`
 	Rows        int64  `json:"rows"`
+	FailedRows  int64  `json:"failed_rows,omitempty"`
 	Shards      int    `json:"shards"`
 	ContentHash string `json:"content_hash"`
 }
 
 // Run executes cfg: every stage in dependency order, skipping the stages whose outputs are up
-// to date. It writes the run manifest even when a stage fails, and returns the first error.
+// to date. Without a slice it holds the run directory's lease while it runs (see LeaseFile):
+// if another run holds it, Run returns an *InUseError, or waits with Options.Wait. It writes
+// the run manifest even when a stage fails, and returns the first error.
 func Run(ctx context.Context, cfg *Config, opt Options) (*RunManifest, error) {
 	log := opt.Log
 	if log == nil {
@@ -118,6 +150,18 @@ func Run(ctx context.Context, cfg *Config, opt Options) (*RunManifest, error) {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run directory: %w", err)
 	}
+	if opt.Slice.Sliced() {
+		if err := checkNoLease(ctx, runDir, opt.Wait, log); err != nil {
+			return nil, err
+		}
+	} else {
+		lease, leaseCtx, err := acquireLease(ctx, runDir, opt.Args, opt.Wait, log)
+		if err != nil {
+			return nil, err
+		}
+		defer lease.release()
+		ctx = leaseCtx
+	}
 	rm := &RunManifest{
 		Format:  "cocoflow.run/v1",
 		Run:     cfg.Name,
@@ -128,7 +172,6 @@ func Run(ctx context.Context, cfg *Config, opt Options) (*RunManifest, error) {
 		Workers: workers,
 		Force:   opt.Force,
 		Started: time.Now().UTC(),
-		Build:   CurrentBuild(),
 	}
 	if cfg.Path != "" {
 		if data, err := os.ReadFile(cfg.Path); err == nil {
@@ -144,7 +187,7 @@ func Run(ctx context.Context, cfg *Config, opt Options) (*RunManifest, error) {
 		rm.Resolved = append(rm.Resolved, ResolvedStage{ID: sc.ID, Uses: sc.Uses, Inputs: sc.Inputs, With: sc.Kind.Params.Resolved(sc.Params, false)})
 	}
 
-	r := &runner{cfg: cfg, opt: opt, log: log, workdir: workdir, workers: workers, sink: progressSink{term: opt.Terminal}}
+	r := &runner{cfg: cfg, opt: opt, log: log, workdir: workdir, workers: workers, sink: progressSink{term: opt.Terminal}, verified: map[string]bool{}}
 	var runErr error
 	for _, sc := range order {
 		rec := &StageRecord{ID: sc.ID, Kind: sc.Uses}
@@ -160,12 +203,21 @@ func Run(ctx context.Context, cfg *Config, opt Options) (*RunManifest, error) {
 		start := time.Now()
 		err := r.runStage(ctx, sc, rec)
 		rec.Seconds = time.Since(start).Seconds()
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			rec.Status = StatusInterrupted
+			if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+				err = cause
+			}
+			rec.Error = err.Error()
+			runErr = fmt.Errorf("stage %s interrupted: %w", sc.ID, err)
+		case err != nil:
 			rec.Status = StatusFailed
 			rec.Error = err.Error()
 			runErr = fmt.Errorf("stage %s: %w", sc.ID, err)
 		}
 	}
+	rm.Build = CurrentBuild() // now, so that it names the engines the stages started
 	rm.Finished = time.Now().UTC()
 	rm.Seconds = rm.Finished.Sub(rm.Started).Seconds()
 	if runErr != nil {
@@ -190,7 +242,10 @@ func writeRunManifest(runDir string, rm *RunManifest) error {
 	if err := WriteJSONAtomic(filepath.Join(runDir, "_run.json"), rm); err != nil {
 		return fmt.Errorf("write run manifest: %w", err)
 	}
-	name := rm.Started.Format("20060102T150405.000Z") + ".json"
+	// One file per invocation, named so that slices started in the same millisecond on several
+	// machines do not write one file.
+	me := currentOwner()
+	name := fmt.Sprintf("%s-%s-%d.json", rm.Started.Format("20060102T150405.000Z"), me.Machine, me.PID)
 	if err := WriteJSONAtomic(filepath.Join(runDir, "_runs", name), rm); err != nil {
 		return fmt.Errorf("write run manifest: %w", err)
 	}
@@ -207,12 +262,16 @@ func summarize(log *slog.Logger, rm *RunManifest) {
 		return
 	}
 	var parts []string
-	for _, st := range []string{StatusRan, StatusUpToDate, StatusPartial, StatusDeferred, StatusNotRun, StatusFailed, StatusBlocked} {
+	for _, st := range []string{StatusRan, StatusUpToDate, StatusPartial, StatusDeferred, StatusNotRun, StatusFailed, StatusInterrupted, StatusBlocked} {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}
 	}
-	log.Info("run finished", "run", rm.Run, "stages", strings.Join(parts, ", "), "seconds", fmt.Sprintf("%.1f", rm.Seconds))
+	msg := "run finished"
+	if counts[StatusInterrupted] > 0 {
+		msg = "run interrupted"
+	}
+	log.Info(msg, "run", rm.Run, "stages", strings.Join(parts, ", "), "seconds", fmt.Sprintf("%.1f", rm.Seconds))
 }
 
 type runner struct {
@@ -222,6 +281,9 @@ type runner struct {
 	workdir string
 	workers int
 	sink    progressSink
+	// verified holds the dataset directories whose shards this invocation has checked against
+	// their manifests (or written), so that each is checked once.
+	verified map[string]bool
 }
 
 // datasetDir is where output port of stage id lives.
@@ -283,6 +345,7 @@ func (r *runner) runStage(ctx context.Context, sc *StageConfig, rec *StageRecord
 		Seed: r.cfg.Seed, Workers: r.workers, Force: r.opt.Force, Log: log,
 		slice: r.opt.Slice, fingerprint: fp, progress: r.sink,
 		inputs: map[string]*Dataset{}, outputs: map[string]*Output{},
+		retryFailed: r.opt.RetryFailed, maxFailed: r.opt.maxFailedShare(),
 	}
 	rec.Inputs = map[string]Input{}
 	for _, port := range sortedKeys(sc.Inputs) {
@@ -299,15 +362,30 @@ func (r *runner) runStage(ctx context.Context, sc *StageConfig, rec *StageRecord
 		if err != nil {
 			return fmt.Errorf("input %s: %w", port, err)
 		}
+		if err := r.verify(ds); err != nil {
+			return fmt.Errorf("input %s: %w", port, err)
+		}
 		job.inputs[port] = ds
 		rec.Inputs[port] = Input{Path: dir, ContentHash: ds.ContentHash()}
 	}
 	for _, p := range sc.Kind.Outputs {
-		job.outputs[p.Name] = &Output{Name: p.Name, Dir: r.datasetDir(sc.ID, p.Name), job: job, shards: -1}
+		o := &Output{Name: p.Name, Dir: r.datasetDir(sc.ID, p.Name), job: job, shards: -1}
+		if o.old = loadManifest(o.Dir); o.old != nil && !r.opt.Force {
+			o.damaged = damagedShards(o.Dir, o.old, r.opt.Verify, r.workers)
+			if len(o.damaged) > 0 {
+				first := sortedInts(o.damaged)[0]
+				log.Warn("shards no longer match the manifest; they are made again", "output", p.Name,
+					"count", len(o.damaged), "first", ShardName(first)+": "+o.damaged[first])
+			}
+		}
+		job.outputs[p.Name] = o
 	}
-	if !r.opt.Force && !sliced && r.upToDate(job, rec.Inputs) {
+	if !r.opt.Force && r.upToDate(job, rec.Inputs) {
 		rec.Status = StatusUpToDate
 		rec.Outputs = r.outputSummaries(job)
+		for _, o := range job.outputs {
+			r.verified[o.Dir] = true
+		}
 		log.Info("up to date, skipped")
 		return nil
 	}
@@ -333,6 +411,7 @@ func (r *runner) runStage(ctx context.Context, sc *StageConfig, rec *StageRecord
 			return err
 		}
 		complete = complete && ok
+		r.verified[job.outputs[name].Dir] = ok
 	}
 	rec.Records = job.records
 	if !complete {
@@ -346,15 +425,20 @@ func (r *runner) runStage(ctx context.Context, sc *StageConfig, rec *StageRecord
 }
 
 // upToDate reports whether every output has a manifest made with the job's fingerprint from the
-// same input contents.
+// same input contents, every shard it lists is intact, and no shard holds failed rows to retry.
 func (r *runner) upToDate(job *Job, inputs map[string]Input) bool {
 	for _, o := range job.outputs {
-		ds, err := OpenDataset(o.Dir)
-		if err != nil || ds.Manifest.Fingerprint != job.fingerprint || len(ds.Manifest.Inputs) != len(inputs) {
+		m := o.old
+		if m == nil || len(o.damaged) > 0 || m.Fingerprint != job.fingerprint || len(m.Inputs) != len(inputs) {
 			return false
 		}
 		for port, in := range inputs {
-			if ds.Manifest.Inputs[port].ContentHash != in.ContentHash {
+			if m.Inputs[port].ContentHash != in.ContentHash {
+				return false
+			}
+		}
+		for i, s := range m.Shards {
+			if s.File != ShardName(i) || job.retries(s.Failed, s.Transient) {
 				return false
 			}
 		}
@@ -362,11 +446,25 @@ func (r *runner) upToDate(job *Job, inputs map[string]Input) bool {
 	return true
 }
 
+// verify checks a complete input dataset's shards against its manifest once per invocation
+// (quickly, or by hashing every shard with Options.Verify); a damaged shard is a
+// *DamagedError, since this stage cannot remake another stage's output.
+func (r *runner) verify(ds *Dataset) error {
+	if ds.Manifest == nil || r.verified[ds.Dir] {
+		return nil
+	}
+	if damaged := damagedShards(ds.Dir, ds.Manifest, r.opt.Verify, r.workers); len(damaged) > 0 {
+		return &DamagedError{Dir: ds.Dir, Damaged: damaged}
+	}
+	r.verified[ds.Dir] = true
+	return nil
+}
+
 func (r *runner) outputSummaries(job *Job) map[string]OutputSummary {
 	out := map[string]OutputSummary{}
 	for name, o := range job.outputs {
 		if ds, err := OpenDataset(o.Dir); err == nil {
-			out[name] = OutputSummary{Path: o.Dir, Rows: ds.Rows(), Shards: ds.NumShards(), ContentHash: ds.ContentHash()}
+			out[name] = OutputSummary{Path: o.Dir, Rows: ds.Rows(), FailedRows: ds.Manifest.FailedRows, Shards: ds.NumShards(), ContentHash: ds.ContentHash()}
 		}
 	}
 	return out

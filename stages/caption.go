@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"sync/atomic"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
@@ -38,7 +39,8 @@ func init() {
 			"(recorded with its byte offset). Backends: template (attribute phrases; never all of an " +
 			"identity's attributes) and openai (LLaVA-NeXT or any vision-language model behind an " +
 			"OpenAI-compatible chat-completions server). A caption the server could not make becomes a " +
-			"row with error set, not a failed run.",
+			"row with error set, not a failed run; a plain rerun asks again for the images whose " +
+			"captions failed transiently (timeouts, 429, 5xx; their error starts with \"transient: \").",
 		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
 		Outputs: []pipeline.Port{{Name: "captions", Doc: "per_image rows per image", Schema: CaptionRow{}}},
 		Sharded: true,
@@ -77,15 +79,29 @@ func runCaption(ctx context.Context, job *pipeline.Job, p *captionParams, capt c
 	if p.Backend == "template" {
 		inner = 1
 	}
-	var failed atomic.Int64
-	err := pipeline.MapShards(ctx, job, job.Output("captions"), in.NumShards(), func(ctx context.Context, shard int) ([]CaptionRow, error) {
+	out := job.Output("captions")
+	return pipeline.MapShards(ctx, job, out, in.NumShards(), func(ctx context.Context, shard int) ([]CaptionRow, error) {
 		images, err := pipeline.ReadShard[ImageRow](in, shard)
 		if err != nil {
 			return nil, err
 		}
+		// A shard made again to retry failed captions keeps the images whose captions are fine.
+		kept := map[string][]CaptionRow{}
+		for _, r := range pipeline.PreviousRows[CaptionRow](job, out, shard) {
+			kept[r.ID] = append(kept[r.ID], r)
+		}
+		for id, rows := range kept {
+			if len(rows) != p.PerImage || slices.ContainsFunc(rows, func(r CaptionRow) bool { return job.Retry(r) }) {
+				delete(kept, id)
+			}
+		}
 		perImage := make([][]CaptionRow, len(images))
 		pl := pool.New().WithContext(ctx).WithCancelOnError().WithFirstError().WithMaxGoroutines(inner)
 		for i, im := range images {
+			if rows, ok := kept[im.ID]; ok {
+				perImage[i] = rows
+				continue
+			}
 			pl.Go(func(ctx context.Context) error {
 				rows, err := captionImage(ctx, capt, backend, p.PerImage, job.Seed, im)
 				perImage[i] = rows
@@ -95,22 +111,23 @@ func runCaption(ctx context.Context, job *pipeline.Job, p *captionParams, capt c
 		if err := pl.Wait(); err != nil {
 			return nil, err
 		}
-		var out []CaptionRow
-		for _, rows := range perImage {
-			for _, r := range rows {
-				if r.Error != "" {
-					failed.Add(1)
-				}
-			}
-			out = append(out, rows...)
+		var rows []CaptionRow
+		for _, r := range perImage {
+			rows = append(rows, r...)
 		}
-		return out, nil
+		return rows, nil
 	})
-	if n := failed.Load(); n > 0 {
-		job.Log.Warn("captions could not be made; their rows carry the error", "count", n)
-		job.Record("caption_errors", n)
-	}
-	return err
+}
+
+// transientMark starts the error of a caption row that failed for a reason a later run may
+// not meet (captioner.Transient: a timeout, 429, 5xx, a lost connection): a plain rerun makes
+// that image's captions again. Other failures (no concept word in the answer) are kept unless
+// the run retries every failure (--retry-failed).
+const transientMark = "transient: "
+
+// RowFailure makes CaptionRow a pipeline.FailedRow.
+func (r CaptionRow) RowFailure() (reason string, transient bool) {
+	return r.Error, strings.HasPrefix(r.Error, transientMark)
 }
 
 // captionImage returns exactly n rows for one image; captions that failed carry their error.
@@ -135,6 +152,9 @@ func captionImage(ctx context.Context, capt captioner.Captioner, backend string,
 		rows[k].Error = "no caption"
 		if ce != nil {
 			rows[k].Error = ce.Error()
+			if captioner.Transient(ce) {
+				rows[k].Error = transientMark + rows[k].Error
+			}
 		}
 	}
 	return rows, nil

@@ -130,7 +130,7 @@ type TrainLogRow struct {
 	Back      float32 `parquet:"l_back"`     // L_back (eq. 8)
 	LambdaNeg float32 `parquet:"lambda_neg"` // λ_neg of the step
 	GradNorm  float32 `parquet:"grad_norm"`  // global gradient norm before clipping
-	Seconds   float32 `parquet:"seconds"`    // wall time since the (re)start
+	Seconds   float32 `parquet:"seconds"`    // wall time of the training so far (a resumed run counts on)
 }
 
 // MapperRow is a trained mapping network (output "mapper"): its config and weights, so that

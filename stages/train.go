@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/cocoins"
@@ -110,35 +109,41 @@ func runTrain(runCtx context.Context, job *pipeline.Job, p *trainParams) error {
 			return err
 		}
 	}
-	csvPath := filepath.Join(job.Dir, "train_log.csv")
-	logRows, err := readTrainLog(csvPath)
+	tlog, err := openTrainLog(filepath.Join(job.Dir, "train_log.csv"), p.CheckpointEvery)
 	if err != nil {
 		return err
 	}
+	defer tlog.close()
 	prog := job.Progress("steps", p.Steps, "steps")
 	defer prog.Done()
-	var csvErr error
+	var logErr error
 	trained, err := cocoins.Train(runCtx, g, data, opt, func(s cocoins.StepLog) {
+		if !tlog.started() {
+			// The first step of this run: where the checkpoint left off (0 for a new run).
+			prog.Resume(s.Step)
+			if hole := tlog.begin(s.Step); hole != "" {
+				job.Log.Warn("train_log.csv lacks steps before the checkpoint (an older version wrote it); the log and plot will have a hole; --force trains again from step 0", "missing", hole)
+			}
+		}
 		row := TrainLogRow{Step: int32(s.Step), Loss: float32(s.Loss), Con: float32(s.Con), Pos: float32(s.Pos), Neg: float32(s.Neg),
 			Plain: float32(s.Plain), Back: float32(s.Back), GradNorm: float32(s.GradNorm), LambdaNeg: float32(s.LambdaNeg),
-			Seconds: float32(s.Elapsed.Seconds())}
-		logRows = keepBefore(logRows, s.Step)
-		logRows = append(logRows, row)
-		if s.Step%10 == 0 || s.Step == p.Steps-1 {
-			csvErr = writeTrainLog(csvPath, logRows)
-			job.Log.Debug("step", "step", s.Step, "loss", row.Loss, "d_pos", row.Pos, "d_neg", row.Neg, "l_back", row.Back)
+			Seconds: tlog.seconds(s.Elapsed)}
+		if err := tlog.add(row); err != nil && logErr == nil {
+			logErr = err
 		}
+		job.Log.Debug("step", "step", s.Step, "loss", row.Loss, "d_pos", row.Pos, "d_neg", row.Neg, "l_back", row.Back)
 		prog.Add(1)
 	})
 	if err != nil {
 		return err
 	}
-	if csvErr != nil {
-		return csvErr
+	if logErr != nil {
+		return logErr
 	}
-	if err := writeTrainLog(csvPath, logRows); err != nil {
+	if err := tlog.close(); err != nil {
 		return err
 	}
+	logRows := tlog.rows
 	job.Record("frozen_generator_sha256", trained.FrozenDigest)
 	if n := len(logRows); n > 0 {
 		last := logRows[n-1]
@@ -231,48 +236,6 @@ func equalInts(a []int32, b []int) bool {
 		}
 	}
 	return true
-}
-
-func keepBefore(rows []TrainLogRow, step int) []TrainLogRow {
-	for len(rows) > 0 && int(rows[len(rows)-1].Step) >= step {
-		rows = rows[:len(rows)-1]
-	}
-	return rows
-}
-
-const trainLogHeader = "step,loss,l_con,d_pos,d_neg,d_plain,l_back,lambda_neg,grad_norm,seconds"
-
-func writeTrainLog(path string, rows []TrainLogRow) error {
-	var b strings.Builder
-	b.WriteString(trainLogHeader + "\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%d,%g,%g,%g,%g,%g,%g,%g,%g,%.2f\n", r.Step, r.Loss, r.Con, r.Pos, r.Neg, r.Plain, r.Back, r.LambdaNeg, r.GradNorm, r.Seconds)
-	}
-	return pipeline.WriteFileAtomic(path, []byte(b.String()))
-}
-
-// readTrainLog reads the CSV a previous (interrupted) run left, so a resumed run keeps its rows.
-func readTrainLog(path string) ([]TrainLogRow, error) {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) == 0 || lines[0] != trainLogHeader {
-		return nil, nil // not ours or from an older format: start the log afresh
-	}
-	var rows []TrainLogRow
-	for n, l := range lines[1:] {
-		var r TrainLogRow
-		if _, err := fmt.Sscanf(l, "%d,%g,%g,%g,%g,%g,%g,%g,%g,%g", &r.Step, &r.Loss, &r.Con, &r.Pos, &r.Neg, &r.Plain, &r.Back, &r.LambdaNeg, &r.GradNorm, &r.Seconds); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n+2, err)
-		}
-		rows = append(rows, r)
-	}
-	return rows, nil
 }
 
 func plotTrainLog(path string, rows []TrainLogRow) error {

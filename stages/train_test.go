@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -117,11 +119,58 @@ func TestTrainStageRunsAndResumesIdentically(t *testing.T) {
 	}
 	cancel()
 	checkpointHoldsNoGenerator(t, gen, filepath.Join(dir, "p", "train", "checkpoints"))
-	if _, err := pipeline.Run(context.Background(), cfg, pipeline.Options{Workdir: dir}); err != nil {
+	var out bytes.Buffer
+	if _, err := pipeline.Run(context.Background(), cfg, pipeline.Options{Workdir: dir, Log: slog.New(slog.NewTextHandler(&out, nil))}); err != nil {
 		t.Fatal(err)
 	}
 	if got := mapperWeights(t, dir); !bytes.Equal(got, want) {
 		t.Fatal("resumed training gave different mapper weights than an uninterrupted run")
+	}
+	sameTrainLog(t, straight, dir)
+	// The progress report starts where the checkpoint left off.
+	if !regexp.MustCompile(`msg=resuming stage=train what=train done=[1-5] total=6 unit=steps`).MatchString(out.String()) ||
+		!regexp.MustCompile(`msg=done stage=train what=train steps=6 resumed_at=[1-5] `).MatchString(out.String()) {
+		t.Errorf("resumed training should report resuming at its checkpoint and done at 6 steps:\n%s", out.String())
+	}
+}
+
+// sameTrainLog checks that the training in dir logged what the one in want did: the log
+// dataset and train_log.csv with every step once and the same values (seconds aside), and the
+// same train_loss.png.
+func sameTrainLog(t *testing.T, want, dir string) {
+	t.Helper()
+	strip := func(rows []TrainLogRow) []TrainLogRow {
+		out := append([]TrainLogRow(nil), rows...)
+		for i := range out {
+			out[i].Seconds = 0
+		}
+		return out
+	}
+	csv := func(root string) []TrainLogRow {
+		rows, err := readTrainLog(filepath.Join(root, "p", "train", "train_log.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	for what, pair := range map[string][2][]TrainLogRow{
+		"log dataset":   {readAll[TrainLogRow](t, filepath.Join(want, "p", "train", "log")), readAll[TrainLogRow](t, filepath.Join(dir, "p", "train", "log"))},
+		"train_log.csv": {csv(want), csv(dir)},
+	} {
+		w, g := strip(pair[0]), strip(pair[1])
+		if len(g) != len(w) {
+			t.Fatalf("%s: %d rows after the resume, %d uninterrupted", what, len(g), len(w))
+		}
+		for i := range w {
+			if g[i] != w[i] {
+				t.Fatalf("%s row %d: %+v after the resume, %+v uninterrupted", what, i, g[i], w[i])
+			}
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(want, "p", "train", "train_loss.png"))
+	b, _ := os.ReadFile(filepath.Join(dir, "p", "train", "train_loss.png"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatal("train_loss.png differs between the resumed and the uninterrupted run")
 	}
 }
 

@@ -11,9 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -21,6 +24,8 @@ import (
 	"golang.org/x/term"
 
 	_ "github.com/cocoflow/cocoflow/models/family/sdxl" // registers the sdxl family (model_dir: an ONNX export of SDXL)
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
+	"github.com/cocoflow/cocoflow/models/runtime/ort"
 	"github.com/cocoflow/cocoflow/pipeline"
 	_ "github.com/cocoflow/cocoflow/stages" // registers every stage kind
 )
@@ -28,7 +33,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	err := app.RunContext(ctx, reorderArgs(app, os.Args))
 	if err == nil {
 		return
 	}
@@ -50,7 +56,6 @@ func newApp() *cli.App {
 		Name:                 "cocoflow",
 		Usage:                "reproduce CoCoIns (consistent subjects via contrastive instantiated concepts) as composable stages",
 		Version:              pipeline.Version,
-		HideVersion:          true,
 		EnableBashCompletion: true,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
@@ -71,7 +76,29 @@ func newApp() *cli.App {
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
+	cli.VersionPrinter = func(c *cli.Context) { printVersion(c.App.Writer) }
 	return app
+}
+
+func init() {
+	pipeline.RegisterVersion("onnxruntime", ortVersion)
+	pipeline.RegisterVersion("gomlx_backend", engine.Describe)
+}
+
+// ortVersion returns the version and path of the ONNX Runtime library this process uses (or
+// would use), or why there is none.
+func ortVersion() string {
+	if v, err := ort.Version(); err == nil {
+		return v
+	}
+	if err := ort.Init(""); err != nil {
+		return "unavailable: " + err.Error()
+	}
+	v, err := ort.Version()
+	if err != nil {
+		return "unavailable: " + err.Error()
+	}
+	return v + " (" + ort.LibraryPath("") + ")"
 }
 
 func logger(c *cli.Context) *slog.Logger {
@@ -94,13 +121,24 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "workdir", Usage: "directory for run outputs (overrides the config's workdir, default runs/)"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute stages and shards even when up to date"},
 			&cli.StringSliceFlag{Name: "only", Usage: "run only this stage (repeatable); its inputs must already exist"},
-			&cli.IntFlag{Name: "shard-index", Value: -1, Usage: "with --shard-count: run shards i where i % count == index (one worker of many)"},
-			&cli.IntFlag{Name: "shard-count", Usage: "number of workers sharing the shards (also from Slurm array / Kubernetes Indexed Job variables)"},
-			&cli.IntFlag{Name: "workers", Usage: "shards processed concurrently per stage (default: GOMAXPROCS)"},
+			&cli.IntFlag{Name: "shard-index", Value: -1, DefaultText: "none", Usage: "with --shard-count: run shards i where i % count == index (one worker of many)"},
+			&cli.IntFlag{Name: "shard-count", DefaultText: "none", Usage: "number of workers sharing the shards (also from Slurm array / Kubernetes Indexed Job variables)"},
+			&cli.IntFlag{Name: "workers", DefaultText: "GOMAXPROCS", Usage: "shards processed concurrently per stage"},
+			&cli.BoolFlag{Name: "wait", Usage: "if another run without --shard-index is using the run directory, wait for it instead of failing"},
+			&cli.BoolFlag{Name: "verify", Usage: "hash every shard before reusing it; without it only shards whose size or modification time changed are hashed"},
+			&cli.BoolFlag{Name: "retry-failed", Usage: "make every failed row again, permanent failures included (transient ones are always retried)"},
+			&cli.Float64Flag{Name: "max-failed-share", Value: pipeline.DefaultMaxFailedShare, Usage: "fail a stage when more than this share of its rows failed (0: any failed row)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usagef("run: want exactly one config file, got %d arguments", c.NArg())
+				return usagef("run: want exactly one config file, got %d arguments (%s)", c.NArg(), strings.Join(c.Args().Slice(), " "))
+			}
+			share := c.Float64("max-failed-share")
+			if share < 0 || share > 1 {
+				return usagef("--max-failed-share: want a share from 0 to 1, got %g", share)
+			}
+			if share == 0 {
+				share = -1 // pipeline.Options: negative means no failed row is allowed
 			}
 			cfg, err := pipeline.LoadConfig(c.Args().First())
 			if err != nil {
@@ -118,6 +156,11 @@ func runCommand() *cli.Command {
 				Workers: c.Int("workers"),
 				Log:     logger(c),
 				Args:    os.Args,
+
+				Wait:           c.Bool("wait"),
+				Verify:         c.Bool("verify"),
+				RetryFailed:    c.Bool("retry-failed"),
+				MaxFailedShare: share,
 			}
 			if term.IsTerminal(int(os.Stderr.Fd())) && !c.Bool("quiet") {
 				opt.Terminal = os.Stderr
@@ -204,14 +247,14 @@ func stagesCommand() *cli.Command {
 func inspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
-		Usage:     "show a dataset's or shard's schema, row count and first rows",
+		Usage:     "show a dataset's or shard's schema, row count and first rows; for a run directory, its datasets",
 		ArgsUsage: "PATH",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "rows", Aliases: []string{"n"}, Value: 3, Usage: "rows to print"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usagef("inspect: want one dataset directory or shard file")
+				return usagef("inspect: want one dataset directory, shard file or run directory")
 			}
 			return pipeline.Inspect(c.Context, c.Args().First(), c.Int("rows"), os.Stdout)
 		},
@@ -223,25 +266,31 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the version of cocoflow, Go and the engines",
 		Action: func(c *cli.Context) error {
-			b := pipeline.CurrentBuild()
-			fmt.Printf("cocoflow %s\n", b.Cocoflow)
-			if b.Revision != "" {
-				mod := ""
-				if b.Modified {
-					mod = " (modified)"
-				}
-				fmt.Printf("revision %s%s\n", b.Revision, mod)
-			}
-			fmt.Printf("go %s %s/%s\n", b.Go, b.OS, b.Arch)
-			for _, m := range []string{"github.com/gomlx/gomlx", "github.com/gomlx/onnx-gomlx", "github.com/yalue/onnxruntime_go", "github.com/parquet-go/parquet-go", "github.com/apache/arrow-go/v18"} {
-				if v, ok := b.Modules[m]; ok {
-					fmt.Printf("%s %s\n", m, v)
-				}
-			}
-			for k, v := range b.Extra {
-				fmt.Printf("%s %s\n", k, v)
-			}
+			printVersion(os.Stdout)
 			return nil
 		},
+	}
+}
+
+// printVersion prints what `cocoflow version` and `cocoflow --version` show: cocoflow, Go, the
+// main modules, the ONNX Runtime library and the GoMLX backend.
+func printVersion(w io.Writer) {
+	b := pipeline.CurrentBuild()
+	fmt.Fprintf(w, "cocoflow %s\n", b.Cocoflow)
+	if b.Revision != "" {
+		mod := ""
+		if b.Modified {
+			mod = " (modified)"
+		}
+		fmt.Fprintf(w, "revision %s%s\n", b.Revision, mod)
+	}
+	fmt.Fprintf(w, "go %s %s/%s\n", b.Go, b.OS, b.Arch)
+	for _, m := range []string{"github.com/gomlx/gomlx", "github.com/gomlx/onnx-gomlx", "github.com/yalue/onnxruntime_go", "github.com/parquet-go/parquet-go", "github.com/apache/arrow-go/v18"} {
+		if v, ok := b.Modules[m]; ok {
+			fmt.Fprintf(w, "%s %s\n", m, v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(b.Extra)) {
+		fmt.Fprintf(w, "%s %s\n", k, b.Extra[k])
 	}
 }

@@ -197,8 +197,16 @@ func TestKillNineThenRerunGivesSameBytes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(shardsDir, "_manifest.json")); err == nil {
 		t.Fatal("a killed stage left a manifest")
 	}
-	if _, stderr, code := cocoflow(t, dir, "run", "prep.yaml"); code != 0 {
+	// The killed run's lease is still there; its process is gone, so the rerun takes it over.
+	if _, err := os.Stat(filepath.Join(dir, "runs", "k", "_lease.json")); err != nil {
+		t.Fatalf("the killed run left no lease: %v", err)
+	}
+	_, stderr, code := cocoflow(t, dir, "run", "prep.yaml")
+	if code != 0 {
 		t.Fatalf("rerun after kill: %s", stderr)
+	}
+	if !strings.Contains(stderr, "taking over a stale lease") || !strings.Contains(stderr, "is gone") {
+		t.Errorf("rerun after kill should say it took over the dead run's lease:\n%s", stderr)
 	}
 	got := shardBytes(t, filepath.Join(dir, "runs"))
 	if len(got) != len(want) {
@@ -209,7 +217,7 @@ func TestKillNineThenRerunGivesSameBytes(t *testing.T) {
 			t.Fatalf("%s differs from the uninterrupted run", name)
 		}
 	}
-	_, stderr, _ := cocoflow(t, dir, "run", "prep.yaml")
+	_, stderr, _ = cocoflow(t, dir, "run", "prep.yaml")
 	if !strings.Contains(stderr, "nothing to do") {
 		t.Fatalf("second rerun should say nothing to do; stderr:\n%s", stderr)
 	}

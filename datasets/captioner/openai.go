@@ -264,6 +264,21 @@ func (o *OpenAI) Caption(ctx context.Context, r Request) ([]Caption, error) {
 	return caps, nil
 }
 
+// transientError marks a failure that a later attempt may not repeat.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// Transient reports whether err (a *CaptionError, or one prompt's failure) holds a failure that
+// a later run may not meet again: a timeout, a connection error, HTTP 429 or 5xx, once the
+// retries OpenAIConfig allows are spent. A caption without a concept word, a body that is not
+// a chat completion or another HTTP status is permanent; so is a cancelled context.
+func Transient(err error) bool {
+	var t *transientError
+	return errors.As(err, &t)
+}
+
 // imageMIME returns the media type of PNG or JPEG bytes.
 func imageMIME(b []byte) (string, error) {
 	switch {
@@ -331,6 +346,9 @@ func (o *OpenAI) ask(ctx context.Context, class, prompt, dataURI string) (Captio
 		if !retry || attempt >= o.cfg.Retries {
 			if attempt > 0 {
 				err = fmt.Errorf("after %d attempts: %w", attempt+1, err)
+			}
+			if retry {
+				err = &transientError{err}
 			}
 			return Caption{}, err
 		}

@@ -554,3 +554,47 @@ func TestNewOpenAIErrors(t *testing.T) {
 		t.Errorf("endpoint %q, retries %d, concurrency %d", o.endpoint, o.cfg.Retries, o.cfg.Concurrency)
 	}
 }
+
+// Transient tells the failures a later run may not meet from those it will meet again.
+func TestTransientFailures(t *testing.T) {
+	cases := []struct {
+		name      string
+		handler   http.HandlerFunc
+		timeout   time.Duration
+		transient bool
+	}{
+		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "loading", http.StatusInternalServerError) }, 0, true},
+		{"429", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "slow down", http.StatusTooManyRequests) }, 0, true},
+		{"timeout", func(w http.ResponseWriter, r *http.Request) { time.Sleep(200 * time.Millisecond) }, 20 * time.Millisecond, true},
+		{"connection dropped", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}, 0, true},
+		{"400", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad image", http.StatusBadRequest) }, 0, false},
+		{"no concept word", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, completion("A sunny day.")) }, 0, false},
+		{"not a completion", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>proxy</html>") }, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := newServer(t, c.handler)
+			cfg.Retries = 1
+			if c.timeout > 0 {
+				cfg.Timeout = c.timeout
+			}
+			_, err := mustOpenAI(t, cfg).Caption(context.Background(), Request{ID: "x", Image: testPNG, Class: "man", N: 1})
+			var ce *CaptionError
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a *CaptionError, got %v", err)
+			}
+			if got := Transient(err); got != c.transient {
+				t.Fatalf("Transient(%v) = %v, want %v", err, got, c.transient)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := newServer(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "x", http.StatusInternalServerError) })
+	if _, err := mustOpenAI(t, cfg).Caption(ctx, Request{ID: "x", Image: testPNG, N: 1}); Transient(err) {
+		t.Fatalf("a cancelled run is not a transient row failure: %v", err)
+	}
+}

@@ -4,11 +4,11 @@
 package chart
 
 import (
-	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	"math"
+	"strconv"
 	"strings"
 
 	"golang.org/x/image/font"
@@ -87,19 +87,21 @@ func (p Plot) Draw() *image.RGBA {
 	py := func(y float64) int { return top + ph - int(float64(ph)*(tf(y)-ymin)/(ymax-ymin)) }
 	grid := color.RGBA{225, 225, 225, 255}
 	axis := color.RGBA{60, 60, 60, 255}
-	for k := 0; k <= 4; k++ {
-		yv := ymin + (ymax-ymin)*float64(k)/4
-		y := top + ph - ph*k/4
+	yticks := linearTicks(ymin, ymax, false)
+	if p.LogY {
+		yticks = logTicks(ymin, ymax)
+	}
+	for _, v := range yticks {
+		y := py(v)
 		hline(img, left, left+pw, y, grid)
-		label := fmt.Sprintf("%.3g", yv)
-		if p.LogY {
-			label = fmt.Sprintf("%.2g", math.Pow(10, yv))
-		}
-		Text(img, 4, y+4, label, axis)
-		xv := xmin + (xmax-xmin)*float64(k)/4
-		x := left + pw*k/4
+		label := tickLabel(v)
+		Text(img, max(2, left-6-8*len(label)), y+5, label, axis)
+	}
+	for _, v := range linearTicks(xmin, xmax, integral(series)) {
+		x := px(v)
 		vline(img, x, top, top+ph, grid)
-		Text(img, x-12, top+ph+16, fmt.Sprintf("%.4g", xv), axis)
+		label := tickLabel(v)
+		Text(img, x-4*len(label), top+ph+16, label, axis)
 	}
 	hline(img, left, left+pw, top+ph, axis)
 	vline(img, left, top, top+ph, axis)
@@ -127,6 +129,93 @@ func (p Plot) Draw() *image.RGBA {
 		Text(img, lx+20, ly, s.Name, axis)
 	}
 	return img
+}
+
+// Axis ticks are "nice" numbers a reader can interpolate between: on a linear axis multiples of
+// 1, 2 or 5 times a power of ten (integers only when the data are, such as training steps), on
+// a logarithmic one 1, 2 and 5 in each decade, or every decade when there are many.
+const (
+	minTicks = 3
+	maxTicks = 8
+)
+
+// linearTicks returns the nice values in [lo, hi]: the step is the smallest of 1, 2, 5 x 10^k
+// that gives at most maxTicks of them, and at least 1 when integer.
+func linearTicks(lo, hi float64, integer bool) []float64 {
+	if !(hi > lo) {
+		return []float64{lo}
+	}
+	raw := (hi - lo) / float64(maxTicks-1)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	if integer {
+		step = math.Max(step, 1)
+	}
+	var ticks []float64
+	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+		v := k * step
+		if math.Abs(v) < step*1e-9 {
+			v = 0
+		}
+		ticks = append(ticks, v)
+	}
+	return ticks
+}
+
+// logTicks returns, for an axis from 10^lo to 10^hi, the values 1, 2, 5 x 10^k inside it; every
+// decade (or every n-th) when those are more than maxTicks; and 1..9 x 10^k when the axis spans
+// too little for minTicks of them (evenly spaced values when even those are too few).
+func logTicks(lo, hi float64) []float64 {
+	in := func(mantissas []float64, every int) []float64 {
+		var out []float64
+		for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
+			if int(e)%every != 0 {
+				continue
+			}
+			for _, m := range mantissas {
+				if v := math.Log10(m) + e; v >= lo-1e-12 && v <= hi+1e-12 {
+					out = append(out, m*math.Pow(10, e))
+				}
+			}
+		}
+		return out
+	}
+	if t := in([]float64{1, 2, 5}, 1); len(t) > maxTicks {
+		for every := 1; ; every++ {
+			if t := in([]float64{1}, every); len(t) <= maxTicks {
+				return t
+			}
+		}
+	} else if len(t) >= minTicks {
+		return t
+	}
+	if t := in([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9}, 1); len(t) >= minTicks {
+		return t
+	}
+	return linearTicks(math.Pow(10, lo), math.Pow(10, hi), false) // a narrow range is nearly linear
+}
+
+// tickLabel writes a tick value briefly: 0.0002, 150, 1e-05.
+func tickLabel(v float64) string {
+	return strconv.FormatFloat(v, 'g', 6, 64)
+}
+
+// integral reports whether every x value is a whole number (training steps, epochs).
+func integral(series []Series) bool {
+	for _, s := range series {
+		for _, x := range s.X {
+			if x != math.Trunc(x) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func maxLen(ss []Series) int {

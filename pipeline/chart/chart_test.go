@@ -4,6 +4,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,39 @@ func TestStack(t *testing.T) {
 	}
 	if got := s.RGBAAt(5, 0); got != (color.RGBA{255, 255, 255, 255}) {
 		t.Errorf("uncovered pixel %v, want white", got)
+	}
+}
+
+// Ticks are numbers a reader can interpolate between: 1, 2, 5 x 10^k on a log axis, whole
+// multiples of 1, 2, 5 x 10^k (integers for steps) on a linear one.
+func TestTicksAreRoundNumbers(t *testing.T) {
+	labels := func(v []float64) string {
+		var s []string
+		for _, x := range v {
+			s = append(s, tickLabel(x))
+		}
+		return strings.Join(s, " ")
+	}
+	lg := math.Log10
+	cases := []struct {
+		name string
+		got  []float64
+		want string
+	}{
+		{"training steps 1..300", linearTicks(1, 300, true), "50 100 150 200 250 300"},
+		{"training steps 0..299", linearTicks(0, 299, true), "0 50 100 150 200 250"},
+		{"four steps", linearTicks(0, 3, true), "0 1 2 3"},
+		{"steps never fractional", linearTicks(0, 2, true), "0 1 2"},
+		{"a loss from -0.013 to 0.27", linearTicks(-0.013, 0.27, false), "0 0.05 0.1 0.15 0.2 0.25"},
+		{"log 0.00014 to 1.5: decades", logTicks(lg(0.00014), lg(1.5)), "0.001 0.01 0.1 1"},
+		{"log 0.0031 to 0.069: 1-2-5", logTicks(lg(0.0031), lg(0.069)), "0.005 0.01 0.02 0.05"},
+		{"log 0.002 to 0.006: 1..9", logTicks(lg(0.002), lg(0.006)), "0.002 0.003 0.004 0.005 0.006"},
+		{"log 1e-12 to 1e3: every other decade", logTicks(-12, 3), "1e-12 1e-10 1e-08 1e-06 0.0001 0.01 1 100"},
+		{"log 0.9 to 0.96: nearly linear", logTicks(lg(0.9), lg(0.96)), "0.9 0.91 0.92 0.93 0.94 0.95 0.96"},
+	}
+	for _, c := range cases {
+		if got := labels(c.got); got != c.want {
+			t.Errorf("%s: ticks %q, want %q", c.name, got, c.want)
+		}
 	}
 }
