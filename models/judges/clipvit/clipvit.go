@@ -32,14 +32,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/cocoflow/cocoflow/models/judges"
 	"github.com/cocoflow/cocoflow/models/judges/imageprep"
-	"github.com/cocoflow/cocoflow/models/metrics"
+	"github.com/cocoflow/cocoflow/models/judges/onnxjudge"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/models/text/clip"
@@ -58,7 +54,6 @@ const (
 // Defaults.
 const (
 	DefaultImageSize = 224 // CLIP ViT-L/14's input, used when the export's height and width are dynamic
-	DefaultBatch     = 16  // images or texts per ONNX Runtime call
 )
 
 func init() {
@@ -83,52 +78,17 @@ func init() {
 	})
 }
 
-// Options configure Open.
+// Options configure Open: the ONNX judges' common options, and Tokenizer, a CLIP vocabulary
+// path as clip.Load takes it ("" reads the model folder).
 type Options struct {
-	// Tokenizer is a CLIP vocabulary path as clip.Load takes it; "" reads the model folder.
+	onnxjudge.Options
 	Tokenizer string
-	// ImageSize overrides the image size when the export's is dynamic (0: DefaultImageSize).
-	ImageSize int
-	// Batch is the number of images or texts per ONNX Runtime call (0: DefaultBatch).
-	Batch int
-	// ORT configures the sessions.
-	ORT ort.Options
 }
 
-// parseOptions reads a spec's options: tokenizer, image_size, batch, threads, provider.
+// parseOptions reads a spec's options: tokenizer and the common ones.
 func parseOptions(s judges.Spec) (Options, error) {
-	var o Options
-	for k, v := range s.Options {
-		var err error
-		switch k {
-		case "tokenizer":
-			o.Tokenizer = v
-		case "image_size":
-			o.ImageSize, err = positive(v)
-		case "batch":
-			o.Batch, err = positive(v)
-		case "threads":
-			o.ORT.IntraOpThreads, err = positive(v)
-		case "provider":
-			var p ort.Provider
-			p, err = ort.ParseProvider(v)
-			o.ORT.Providers = []ort.Provider{p}
-		default:
-			return o, fmt.Errorf("%s judge: unknown option %q (known: tokenizer, image_size, batch, threads, provider)", Kind, k)
-		}
-		if err != nil {
-			return o, fmt.Errorf("%s judge: option %s: %w", Kind, k, err)
-		}
-	}
-	return o, nil
-}
-
-func positive(v string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("want a positive integer, got %q", v)
-	}
-	return n, nil
+	o, err := onnxjudge.ParseOptions(Kind, s.Options, "tokenizer")
+	return Options{Options: o, Tokenizer: o.Extra["tokenizer"]}, err
 }
 
 // Model is an opened CLIP judge. It is safe for concurrent use.
@@ -142,7 +102,7 @@ type Model struct {
 	size, batch  int
 	dim          int64 // the embedding width both towers declare, -1 when dynamic
 
-	ortNanos atomic.Int64 // time spent inside ONNX Runtime, for the benchmark's share
+	timer onnxjudge.Timer // time spent inside ONNX Runtime, for the benchmark's share
 }
 
 var _ judges.ImageText = (*Model)(nil)
@@ -246,10 +206,7 @@ func Open(dir string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s judge: tokenizer: %w (set the tokenizer option to a CLIP vocabulary)", Kind, err)
 	}
-	m := &Model{dir: dir, tok: tok, batch: o.Batch, joint: l.joint != ""}
-	if m.batch == 0 {
-		m.batch = DefaultBatch
-	}
+	m := &Model{dir: dir, tok: tok, batch: o.BatchOr(), joint: l.joint != ""}
 	if m.joint {
 		if m.text, err = ort.Open(l.joint, o.ORT); err != nil {
 			return nil, fmt.Errorf("%s judge: %w", Kind, err)
@@ -289,7 +246,7 @@ func (m *Model) check(imageSize int) error {
 	}
 	bad := func(s *ort.Session, why, want string) error {
 		return fmt.Errorf("%s judge: %s is not a CLIP export: %s; want %s; the model has inputs %s, outputs %s",
-			Kind, s.Path(), why, want, list(s.Inputs()), list(s.Outputs()))
+			Kind, s.Path(), why, want, onnxjudge.Describe(s.Inputs()), onnxjudge.Describe(s.Outputs()))
 	}
 	for _, in := range m.text.Inputs() {
 		if !slices.Contains(allowed, in.Name) {
@@ -363,14 +320,6 @@ func infos(ts []ort.TensorInfo) map[string]ort.TensorInfo {
 		out[t.Name] = t
 	}
 	return out
-}
-
-func list(ts []ort.TensorInfo) string {
-	parts := make([]string, len(ts))
-	for i, t := range ts {
-		parts[i] = fmt.Sprintf("%s %s%v", t.Name, t.DType, t.Shape)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // ImageSize is the side of the square images the vision tower takes.
@@ -485,28 +434,15 @@ func (m *Model) EmbedIDs(seqs [][]int32) ([][]float32, error) {
 
 // run feeds in to s and returns output name as n L2-normalised rows.
 func (m *Model) run(s *ort.Session, in map[string]ort.Tensor, name string, n int) ([][]float32, error) {
-	t0 := time.Now()
-	res, err := s.Run(in)
-	m.ortNanos.Add(int64(time.Since(t0)))
+	res, err := m.timer.Run(s, in)
 	if err != nil {
 		return nil, fmt.Errorf("%s judge: %w", Kind, err)
 	}
-	out := res[name]
-	data, err := ort.Data[float32](out)
-	if err != nil || len(out.Shape) != 2 || out.Shape[0] != int64(n) {
-		return nil, fmt.Errorf("%s judge: %s: output %s is %v %s, want [%d, dim] float32", Kind, s.Path(), name, out.Shape, out.DType(), n)
+	rows, err := onnxjudge.UnitRows(res, s.Path(), name, n)
+	if err != nil {
+		return nil, fmt.Errorf("%s judge: %w", Kind, err)
 	}
-	return unitRows(data, n), nil
-}
-
-// unitRows cuts data into n rows, each scaled to unit norm.
-func unitRows(data []float32, n int) [][]float32 {
-	d := len(data) / n
-	rows := make([][]float32, n)
-	for i := range rows {
-		rows[i] = metrics.Unit(slices.Clone(data[i*d : (i+1)*d]))
-	}
-	return rows
+	return rows, nil
 }
 
 // Close releases the sessions.

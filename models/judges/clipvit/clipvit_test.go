@@ -12,6 +12,7 @@ import (
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/judges"
+	"github.com/cocoflow/cocoflow/models/judges/onnxjudge"
 	"github.com/cocoflow/cocoflow/models/metrics"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
@@ -102,7 +103,7 @@ func TestLayoutsMatchTorch(t *testing.T) {
 	ref, imgs := loadRef(t)
 	for _, dir := range []string{"testdata/towers", "testdata/joint"} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			m := open(t, dir, Options{Batch: 2})
+			m := open(t, dir, Options{Options: onnxjudge.Options{Batch: 2}})
 			if m.joint != (dir == "testdata/joint") || m.ImageSize() != 224 {
 				t.Fatalf("joint=%v size=%d", m.joint, m.ImageSize())
 			}
@@ -182,7 +183,7 @@ func TestCLIPTIsRawCosine(t *testing.T) {
 // TestBatchingDoesNotChangeEmbeddings: one item per ONNX Runtime call gives the same rows.
 func TestBatchingDoesNotChangeEmbeddings(t *testing.T) {
 	ref, imgs := loadRef(t)
-	one := open(t, "testdata/towers", Options{Batch: 1})
+	one := open(t, "testdata/towers", Options{Options: onnxjudge.Options{Batch: 1}})
 	all := open(t, "testdata/towers", Options{})
 	a, err := one.EmbedTexts(ref.Texts)
 	if err != nil {
@@ -196,12 +197,12 @@ func TestBatchingDoesNotChangeEmbeddings(t *testing.T) {
 	d, _ := all.EmbedImages(append(imgs, imgs[0]))
 	for i := range a {
 		if metrics.Cosine(a[i], b[i]) < 1-1e-6 {
-			t.Errorf("text %d differs between batch 1 and batch %d", i, DefaultBatch)
+			t.Errorf("text %d differs between batch 1 and batch %d", i, onnxjudge.DefaultBatch)
 		}
 	}
 	for i := range c {
 		if metrics.Cosine(c[i], d[i]) < 1-1e-6 {
-			t.Errorf("image %d differs between batch 1 and batch %d", i, DefaultBatch)
+			t.Errorf("image %d differs between batch 1 and batch %d", i, onnxjudge.DefaultBatch)
 		}
 	}
 	if metrics.Cosine(c[0], c[2]) < 1-1e-6 {
