@@ -349,13 +349,9 @@ func (m *Model) EmbedImages(imgs []image.Image) ([][]float32, error) {
 // pixels preprocesses imgs into pixel_values data [len(imgs), 3, size, size]; errors number
 // the images from first.
 func (m *Model) pixels(imgs []image.Image, first int) ([]float32, error) {
-	prepped := make([]imageprep.RGB, len(imgs))
-	for i, img := range imgs {
-		p, err := imageprep.CLIP(imageprep.FromImage(img), m.size)
-		if err != nil {
-			return nil, fmt.Errorf("%s judge: image %d: %w", Kind, first+i, err)
-		}
-		prepped[i] = p
+	prepped, err := imageprep.Batch(imgs, func(p imageprep.RGB) (imageprep.RGB, error) { return imageprep.CLIP(p, m.size) })
+	if err != nil {
+		return nil, fmt.Errorf("%s judge: images from %d: %w", Kind, first, err)
 	}
 	return imageprep.Tensor(prepped, &imageprep.CLIPMean, &imageprep.CLIPStd)
 }

@@ -184,13 +184,9 @@ func (m *Model) EmbedImages(imgs []image.Image) ([][]float32, error) {
 	out := make([][]float32, 0, len(imgs))
 	for start := 0; start < len(imgs); start += m.batch {
 		chunk := imgs[start:min(start+m.batch, len(imgs))]
-		prepped := make([]imageprep.RGB, len(chunk))
-		for i, img := range chunk {
-			p, err := imageprep.Square(imageprep.FromImage(img), m.size)
-			if err != nil {
-				return nil, fmt.Errorf("%s judge: image %d: %w", Kind, start+i, err)
-			}
-			prepped[i] = p
+		prepped, err := imageprep.Batch(chunk, func(p imageprep.RGB) (imageprep.RGB, error) { return imageprep.Square(p, m.size) })
+		if err != nil {
+			return nil, fmt.Errorf("%s judge: images from %d: %w", Kind, start, err)
 		}
 		px, err := imageprep.Tensor(prepped, nil, nil)
 		if err != nil {

@@ -10,6 +10,9 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // CLIP's normalisation constants (OpenAI's _transform, also DreamSim's CLIP branches).
@@ -153,14 +156,17 @@ func horizontal(src RGB, y0, h int, k kernel) RGB {
 		dst := out.Pix[3*y*w:]
 		for xx := range w {
 			r, g, b := int32(1<<(precision-1)), int32(1<<(precision-1)), int32(1<<(precision-1))
-			wt := k.w[xx*k.size : xx*k.size+k.n[xx]]
-			px := row[3*k.lo[xx]:]
+			n := k.n[xx]
+			wt := k.w[xx*k.size : xx*k.size+n]
+			px := row[3*k.lo[xx] : 3*(k.lo[xx]+n)]
 			for x, c := range wt {
-				r += int32(px[3*x]) * c
-				g += int32(px[3*x+1]) * c
-				b += int32(px[3*x+2]) * c
+				p := px[3*x : 3*x+3 : 3*x+3]
+				r += int32(p[0]) * c
+				g += int32(p[1]) * c
+				b += int32(p[2]) * c
 			}
-			dst[3*xx], dst[3*xx+1], dst[3*xx+2] = clip8(r), clip8(g), clip8(b)
+			d := dst[3*xx : 3*xx+3 : 3*xx+3]
+			d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
 		}
 	}
 	return out
@@ -261,6 +267,29 @@ func check(src RGB) error {
 		return fmt.Errorf("empty image (%dx%d)", src.W, src.H)
 	}
 	return nil
+}
+
+// Batch converts imgs with FromImage and then prep, on up to GOMAXPROCS goroutines, and
+// returns the results in order. The first error (by image index) is returned as "image I: ...".
+func Batch(imgs []image.Image, prep func(RGB) (RGB, error)) ([]RGB, error) {
+	out := make([]RGB, len(imgs))
+	errs := make([]error, len(imgs))
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(imgs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(imgs); i = int(next.Add(1) - 1) {
+				out[i], errs[i] = prep(FromImage(imgs[i]))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
+		}
+	}
+	return out, nil
 }
 
 // Tensor writes imgs, which must all be w×h, into one float32 batch [N, 3, h, w] as

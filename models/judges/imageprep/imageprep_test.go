@@ -166,3 +166,38 @@ func TestEmptyImageIsAnError(t *testing.T) {
 		t.Error("Square of an empty image: no error")
 	}
 }
+
+// TestBatchKeepsOrderAndNamesTheBadImage: Batch's results are in input order whatever the
+// goroutines' order, and an empty image is reported by its index.
+func TestBatchKeepsOrderAndNamesTheBadImage(t *testing.T) {
+	var imgs []image.Image
+	for i := range 9 {
+		img := image.NewNRGBA(image.Rect(0, 0, 5+i, 3))
+		imgs = append(imgs, img)
+	}
+	got, err := Batch(imgs, func(p RGB) (RGB, error) { return Square(p, 4) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Batch(imgs[:1], func(p RGB) (RGB, error) { return CLIP(p, 4) }); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range got {
+		if g.W != 4 || g.H != 4 {
+			t.Fatalf("image %d: %dx%d", i, g.W, g.H)
+		}
+	}
+	ids, err := Batch(imgs, func(p RGB) (RGB, error) { return RGB{W: p.W}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range ids {
+		if g.W != 5+i {
+			t.Fatalf("result %d came from an image of width %d, want %d", i, g.W, 5+i)
+		}
+	}
+	bad := append(imgs[:2:2], image.NewNRGBA(image.Rect(0, 0, 0, 0)))
+	if _, err := Batch(bad, func(p RGB) (RGB, error) { return CLIP(p, 224) }); err == nil || err.Error() != "image 2: empty image (0x0)" {
+		t.Errorf("empty image: err = %v", err)
+	}
+}
