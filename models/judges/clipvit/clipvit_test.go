@@ -325,3 +325,45 @@ func TestRegistered(t *testing.T) {
 		t.Error("a changed tokenizer file kept the digest")
 	}
 }
+
+// TestPaddingAndTruncation: the export pools at the EOS (argmax of input_ids), so padding with
+// id 0 instead of EOS gives the same text embedding; a text past 77 tokens is cut keeping EOS,
+// the same embedding as its first 76 ids and EOS.
+func TestPaddingAndTruncation(t *testing.T) {
+	ref, _ := loadRef(t)
+	for _, dir := range []string{"testdata/towers", "testdata/joint"} {
+		eosPad := open(t, dir, Options{})
+		zeroPad := open(t, dir, Options{})
+		zeroPad.tok = zeroPad.tok.WithPad(0)
+		a, err := eosPad.EmbedTexts(ref.Texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := zeroPad.EmbedTexts(ref.Texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if c := metrics.Cosine(a[i], b[i]); c < 1-1e-6 {
+				t.Errorf("%s: text %d: pad 0 vs pad EOS cosine %v", dir, i, c)
+			}
+		}
+		long := strings.Repeat("the cat on a photo of the dog ", 20)
+		ids := eosPad.Tokenizer().Encode(long).IDs
+		if len(ids) <= 77 {
+			t.Fatalf("long text has %d ids", len(ids))
+		}
+		cut := append(slices.Clone(ids[:76]), eosPad.Tokenizer().EOS())
+		got, err := eosPad.EmbedTexts([]string{long})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := eosPad.EmbedIDs([][]int32{cut})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := metrics.Cosine(got[0], want[0]); c < 1-1e-6 {
+			t.Errorf("%s: long text vs its 77-id cut: cosine %v", dir, c)
+		}
+	}
+}
