@@ -2,6 +2,7 @@ package clipvit
 
 import (
 	"encoding/json"
+	"fmt"
 	"image"
 	"math"
 	"os"
@@ -364,6 +365,36 @@ func TestPaddingAndTruncation(t *testing.T) {
 		}
 		if c := metrics.Cosine(got[0], want[0]); c < 1-1e-6 {
 			t.Errorf("%s: long text vs its 77-id cut: cosine %v", dir, c)
+		}
+	}
+}
+
+// TestConcurrentUse: one Model serves several goroutines at once with the same results.
+func TestConcurrentUse(t *testing.T) {
+	ref, imgs := loadRef(t)
+	m := open(t, "testdata/towers", Options{Options: onnxjudge.Options{Batch: 1}})
+	want, err := m.EmbedImages(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			got, err := m.EmbedImages(imgs)
+			if err == nil {
+				_, err = m.EmbedTexts(ref.Texts)
+			}
+			for i := range got {
+				if err == nil && metrics.Cosine(got[i], want[i]) < 1-1e-6 {
+					err = fmt.Errorf("image %d differs when embedded concurrently", i)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
