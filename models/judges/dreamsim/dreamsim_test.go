@@ -177,3 +177,18 @@ func TestRegistered(t *testing.T) {
 		t.Error("another model has the same digest")
 	}
 }
+
+// TestImageSizeOption: an image_size that contradicts the export's fixed input is an error.
+func TestImageSizeOption(t *testing.T) {
+	if err := ort.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open("testdata", onnxjudge.Options{ImageSize: 336})
+	if err == nil || !strings.Contains(err.Error(), "option image_size 336, but testdata/model.onnx takes 224x224 images") {
+		t.Errorf("image_size 336: err = %v", err)
+	}
+	m := open(t, "testdata", onnxjudge.Options{ImageSize: 224})
+	if m.ImageSize() != 224 {
+		t.Errorf("size %d", m.ImageSize())
+	}
+}
