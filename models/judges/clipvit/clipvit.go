@@ -93,14 +93,12 @@ func parseOptions(s judges.Spec) (Options, error) {
 
 // Model is an opened CLIP judge. It is safe for concurrent use.
 type Model struct {
-	dir          string
 	tok          *clip.Tokenizer
 	text, vision *ort.Session // the same session for a joint export
 	joint        bool
 	ids          idsKind
 	textMask     bool // the text session takes attention_mask
 	size, batch  int
-	dim          int64 // the embedding width both towers declare, -1 when dynamic
 
 	timer onnxjudge.Timer // time spent inside ONNX Runtime, for the benchmark's share
 }
@@ -206,7 +204,7 @@ func Open(dir string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s judge: tokenizer: %w (set the tokenizer option to a CLIP vocabulary)", Kind, err)
 	}
-	m := &Model{dir: dir, tok: tok, batch: o.BatchOr(), joint: l.joint != ""}
+	m := &Model{tok: tok, batch: o.BatchOr(), joint: l.joint != ""}
 	if m.joint {
 		if m.text, err = ort.Open(l.joint, o.ORT); err != nil {
 			return nil, fmt.Errorf("%s judge: %w", Kind, err)
@@ -310,7 +308,6 @@ func (m *Model) check(imageSize int) error {
 		return fmt.Errorf("%s judge: %s gives text_embeds of width %d but %s image_embeds of width %d: not one CLIP",
 			Kind, m.text.Path(), td, m.vision.Path(), vd)
 	}
-	m.dim = max(td, vd)
 	return nil
 }
 
