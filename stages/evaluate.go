@@ -239,6 +239,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	if err != nil {
 		return err
 	}
+	defer sc.close()
 	var classes []string
 	if p.ClassTable != "" {
 		classes = subjects
@@ -386,7 +387,7 @@ func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[strin
 
 // models are the digests of the weights the stage loads: the generator when a method
 // generates, the face and CLIP judges' models always and the DreamSim judge's when its measure
-// is asked.
+// is asked; and of each external method's files (external:NAME).
 func (p *evaluateParams) models() (map[string]string, error) {
 	m := map[string]string{}
 	if slices.ContainsFunc(p.Methods, func(s string) bool { e := lookupEvalMethod(s); return e == nil || e.generates }) {
@@ -405,6 +406,11 @@ func (p *evaluateParams) models() (map[string]string, error) {
 	}
 	if m["clip"], err = judges.ImageTexts.Digest(j.clip); err != nil {
 		return nil, fmt.Errorf("CLIP judge %s (clip_judge): %w", judgeLabel(j.clip), err)
+	}
+	for name, path := range p.External {
+		if m["external:"+name], err = externalDigest(path); err != nil {
+			return nil, fmt.Errorf("external %s: %w", name, err)
+		}
 	}
 	if _, _, sim := p.needs(); sim {
 		if m["dreamsim"], err = judges.ImageSims.Digest(j.sim); err != nil {

@@ -361,3 +361,31 @@ func TestEvaluateJudgeParams(t *testing.T) {
 		t.Errorf("unknown kind: %v", err)
 	}
 }
+
+// TestEvaluateFingerprintsExternalImages: the stage's model digests cover an external
+// method's files, so changing one image scores the method again.
+func TestEvaluateFingerprintsExternalImages(t *testing.T) {
+	root := writeExternalFolder(t, "ext", externalImages(t, 2, 2, nil))
+	p := &evaluateParams{External: map[string]string{"ext": root}}
+	before, err := p.models()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before["external:ext"]) != 64 {
+		t.Fatalf("models %v", before)
+	}
+	other, _ := os.ReadFile(filepath.Join(root, "ext", "id01", "000.png"))
+	if err := os.WriteFile(filepath.Join(root, "ext", "id00", "001.png"), other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after, err := p.models()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after["external:ext"] == before["external:ext"] || after["face"] != before["face"] {
+		t.Errorf("digests before %v, after %v", before, after)
+	}
+	if _, err := (&evaluateParams{External: map[string]string{"ext": filepath.Join(root, "nope")}}).models(); err == nil || !strings.Contains(err.Error(), "external ext") {
+		t.Errorf("missing folder: %v", err)
+	}
+}

@@ -183,7 +183,7 @@ type EvalScoreRow struct {
 	Group   string    `parquet:"group"`
 	Face    []float32 `parquet:"face,list"`    // identity embedding (ArcFace's role); empty: the face judge found no face
 	Image   []float32 `parquet:"image,list"`   // CLIP image embedding
-	Subject []float32 `parquet:"subject,list"` // the image-similarity judge's embedding (DreamSim's role)
+	Subject []float32 `parquet:"subject,list"` // the image-similarity judge's embedding (DreamSim's role); empty without the dreamsim measure
 	ClipT   float32   `parquet:"clip_t"`       // cosine(CLIP text of the prompt, CLIP image)
 	Class   string    `parquet:"class"`        // CLIP's pick among the evaluated subjects ("" when not asked)
 }
