@@ -52,8 +52,10 @@ func init() {
 		Doc: "The paper's evaluation protocol (§4.2): identities = subject codes, each generated " +
 			"samples_per_identity times (other seeds; other prompts of its subject for free-form sets); " +
 			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +
-			"generator (no_code row, grouped by prompt and identity slot). Scores Face Sim, Face Div, " +
-			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities.",
+			"generator (no_code row, grouped by prompt and identity slot), and other systems' images " +
+			"(external, grouped by their identities). Scores Face Sim, Face Div (images without a face " +
+			"counted in a no_face row and left out), CLIP-T and a DreamSim-style subject similarity with " +
+			"the judges face_judge, clip_judge and dreamsim_judge name, with bootstrap 95% intervals over identities.",
 		Inputs: []pipeline.Port{
 			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
 			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
