@@ -80,6 +80,9 @@ func init() {
 					return fmt.Errorf("external: %q is also a row of methods: name the external row otherwise", name)
 				}
 			}
+			if len(p.Metrics) == 0 && p.ClassTable == "" {
+				return fmt.Errorf("metrics: none given (and no class_table)")
+			}
 			for _, m := range p.Metrics {
 				if !slices.Contains([]string{"face_sim", "face_div", "clip_t", "dreamsim"}, m) {
 					return fmt.Errorf("metrics: unknown measure %q (face_sim, face_div, clip_t, dreamsim)", m)
