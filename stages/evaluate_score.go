@@ -68,35 +68,62 @@ func (s *scorer) close() error {
 	return errors.Join(errs...)
 }
 
+// scoreChunk is how many images score decodes and hands the judges at a time: paper-scale
+// images (1024² RGBA, 4 MB each) stay bounded in memory; the judges' results do not depend on
+// how images are batched.
+const scoreChunk = 256
+
 // score embeds every image with each open judge (an image without a face gets no face
 // embedding) and its prompt with the image-text judge; with classes, it also picks the class
 // whose prompt ("a photo of a <class>.") is nearest to each image.
 func (s *scorer) score(rows []EvalImageRow, classes []string) ([]EvalScoreRow, error) {
+	var ce [][]float32
+	if s.clip != nil && len(classes) > 0 {
+		cp := make([]string, len(classes))
+		for i, c := range classes {
+			cp[i] = tinyclip.ClassPrompt(c)
+		}
+		var err error
+		if ce, err = s.clip.EmbedTexts(cp); err != nil {
+			return nil, err
+		}
+		if err := judgeCount("image-text judge", "class prompts", len(ce), len(cp)); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]EvalScoreRow, len(rows))
+	for a := 0; a < len(rows); a += scoreChunk {
+		b := min(a+scoreChunk, len(rows))
+		if err := s.scoreChunk(rows[a:b], out[a:b], classes, ce); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *scorer) scoreChunk(rows []EvalImageRow, out []EvalScoreRow, classes []string, ce [][]float32) error {
 	imgs := make([]image.Image, len(rows))
 	texts := make([]string, len(rows))
 	for i, r := range rows {
 		img, err := imageio.Decode(r.Image)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", r.ID, err)
+			return fmt.Errorf("image %s: %w", r.ID, err)
 		}
 		imgs[i], texts[i] = img, r.Prompt
-	}
-	out := make([]EvalScoreRow, len(rows))
-	for i, r := range rows {
 		out[i] = EvalScoreRow{ID: r.ID, Method: r.Method, Group: r.Group}
 	}
 	if s.face != nil {
 		emb, found, err := s.face.Embed(imgs)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(emb) != len(rows) || len(found) != len(rows) {
-			return nil, fmt.Errorf("face judge: %d embeddings and %d found flags for %d images", len(emb), len(found), len(rows))
+			return fmt.Errorf("face judge: %d embeddings and %d found flags for %d images", len(emb), len(found), len(rows))
 		}
 		for i := range out {
 			if found[i] {
 				if len(emb[i]) == 0 {
-					return nil, fmt.Errorf("face judge: image %s: a face found with an empty embedding", rows[i].ID)
+					return fmt.Errorf("face judge: image %s: a face found with an empty embedding", rows[i].ID)
 				}
 				out[i].Face = emb[i]
 			}
@@ -105,21 +132,14 @@ func (s *scorer) score(rows []EvalImageRow, classes []string) ([]EvalScoreRow, e
 	if s.clip != nil {
 		ie, err := s.clip.EmbedImages(imgs)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		te, err := s.clip.EmbedTexts(texts)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var ce [][]float32
-		if len(classes) > 0 {
-			cp := make([]string, len(classes))
-			for i, c := range classes {
-				cp[i] = tinyclip.ClassPrompt(c)
-			}
-			if ce, err = s.clip.EmbedTexts(cp); err != nil {
-				return nil, err
-			}
+		if err := errors.Join(judgeCount("image-text judge", "images", len(ie), len(imgs)), judgeCount("image-text judge", "prompts", len(te), len(texts))); err != nil {
+			return err
 		}
 		for i := range out {
 			out[i].Image, out[i].ClipT = ie[i], float32(metrics.Cosine(te[i], ie[i]))
@@ -134,13 +154,24 @@ func (s *scorer) score(rows []EvalImageRow, classes []string) ([]EvalScoreRow, e
 	if s.sim != nil {
 		se, err := s.sim.EmbedImages(imgs)
 		if err != nil {
-			return nil, err
+			return err
+		}
+		if err := judgeCount("image-similarity judge", "images", len(se), len(imgs)); err != nil {
+			return err
 		}
 		for i := range out {
 			out[i].Subject = se[i]
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// judgeCount checks that a judge returned one embedding per input.
+func judgeCount(judge, what string, got, want int) error {
+	if got != want {
+		return fmt.Errorf("%s: %d embeddings for %d %s", judge, got, want, what)
+	}
+	return nil
 }
 
 // aggregate computes, per method, Face Sim, Face Div, CLIP-T and DreamSim-style similarity
