@@ -109,7 +109,7 @@ func BenchmarkEvaluateScore(b *testing.B) {
 		}
 		rows[i] = EvalImageRow{ID: r.ID, Method: "dataset", Group: fmt.Sprint(r.Identity), Prompt: "a " + r.Class + " is looking at the camera.", Image: png}
 	}
-	sc, err := newScorer(&evaluateParams{})
+	sc, err := newScorer(&evaluateParams{Metrics: []string{"face_sim", "face_div", "clip_t", "dreamsim"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,13 +6,13 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/datasets/prompts"
 	"github.com/cocoflow/cocoflow/models/family"
-	"github.com/cocoflow/cocoflow/models/judges/tinyclip"
-	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/judges"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 
@@ -31,11 +31,15 @@ type evaluateParams struct {
 	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
 	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 
-	FaceModel  string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
-	CLIPModel  string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
-	Metrics    []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
-	ClassTable string   `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
-	Bootstrap  int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
+	FaceJudge     map[string]string `param:"face_judge" doc:"identity judge, ArcFace's role, as {kind: K, path: MODEL, OPTION: VALUE...}: kind tinyface (the default; path \"\": the committed one) or a paper judge, e.g. {kind: insightface, path: .../buffalo_l, detector: scrfd}"`
+	CLIPJudge     map[string]string `param:"clip_judge" doc:"image-text judge for CLIP-T (raw cosine) and class_acc, as face_judge: kind tinyclip (the default) or e.g. {kind: clip-onnx, path: .../clip-vit-l-14}"`
+	DreamSimJudge map[string]string `param:"dreamsim_judge" doc:"image-similarity judge for the dreamsim measure (cosine = 1 - its distance), as face_judge: kind tinyclip-subject (the default: the tiny CLIP on the subject region) or e.g. {kind: dreamsim-onnx, path: .../dreamsim}"`
+	FaceModel     string            `param:"face_model" doc:"folder of the tinyface judge when face_judge gives no path (\"\": the committed one)"`
+	CLIPModel     string            `param:"clip_model" doc:"folder of the tiny CLIP, for clip_judge and dreamsim_judge of the tiny kinds when they give no path (\"\": the committed one)"`
+	External      map[string]string `param:"external" doc:"images of other systems, scored as rows of the table (after methods, by name): NAME: PATH, where PATH is a Parquet dataset (schema ExternalImageRow: id, method, prompt, subject, identity, image) or a folder PATH/NAME/IDENTITY/NNN.png with PATH/prompts.tsv (columns method, identity, image, subject, prompt); NAME selects that method's images and names the row"`
+	Metrics       []string          `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div (with a no_face count), clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
+	ClassTable    string            `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
+	Bootstrap     int               `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
 
 	Batch     int `param:"batch" default:"24" min:"1" fingerprint:"-" doc:"images per sampler batch"`
 	ShardSize int `param:"shard_size" default:"48" min:"1" doc:"images per shard of the images output"`
@@ -44,12 +48,14 @@ type evaluateParams struct {
 func init() {
 	pipeline.Register(pipeline.Spec[evaluateParams]{
 		Name:    "evaluate",
-		Version: "2", // 2: guidance 0 samples unconditionally (it sampled with guidance 4)
+		Version: "3", // 3: judges by kind, a no_face row, metric rows name their judge; 2: guidance 0 samples unconditionally
 		Doc: "The paper's evaluation protocol (§4.2): identities = subject codes, each generated " +
 			"samples_per_identity times (other seeds; other prompts of its subject for free-form sets); " +
 			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +
-			"generator (no_code row, grouped by prompt and identity slot). Scores Face Sim, Face Div, " +
-			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities.",
+			"generator (no_code row, grouped by prompt and identity slot), and other systems' images " +
+			"(external, grouped by their identities). Scores Face Sim, Face Div (images without a face " +
+			"counted in a no_face row and left out), CLIP-T and a DreamSim-style subject similarity with " +
+			"the judges face_judge, clip_judge and dreamsim_judge name, with bootstrap 95% intervals over identities.",
 		Inputs: []pipeline.Port{
 			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
 			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
@@ -62,19 +68,34 @@ func init() {
 		Models: (*evaluateParams).models,
 		Check: func(p *evaluateParams) error {
 			for _, m := range p.Methods {
-				if m != "dataset" && m != "no_code" && m != "cocoins" {
-					return fmt.Errorf("methods: unknown method %q (dataset, no_code, cocoins)", m)
+				if lookupEvalMethod(m) == nil {
+					return fmt.Errorf("methods: unknown method %q (%s)", m, strings.Join(evalMethodNames(), ", "))
 				}
 			}
-			if len(p.Methods) == 0 {
-				return fmt.Errorf("methods: none given")
+			if len(p.Methods) == 0 && len(p.External) == 0 {
+				return fmt.Errorf("methods: none given (and no external images)")
+			}
+			for name := range p.External {
+				if slices.Contains(p.Methods, name) || name == p.Name && slices.Contains(p.Methods, "cocoins") {
+					return fmt.Errorf("external: %q is also a row of methods: name the external row otherwise", name)
+				}
+			}
+			if len(p.Metrics) == 0 && p.ClassTable == "" {
+				return fmt.Errorf("metrics: none given (and no class_table)")
 			}
 			for _, m := range p.Metrics {
 				if !slices.Contains([]string{"face_sim", "face_div", "clip_t", "dreamsim"}, m) {
 					return fmt.Errorf("metrics: unknown measure %q (face_sim, face_div, clip_t, dreamsim)", m)
 				}
 			}
-			_, err := loadPromptSet(p.PromptSet)
+			j, err := p.judges()
+			if err != nil {
+				return err
+			}
+			if err := j.check(); err != nil {
+				return err
+			}
+			_, err = loadPromptSet(p.PromptSet)
 			return err
 		},
 		Run: runEvaluate,
@@ -84,7 +105,53 @@ func init() {
 // evalItem is one image of the protocol, before it exists.
 type evalItem struct {
 	EvalImageRow
-	real []byte // dataset images: the encoded image to re-encode as PNG
+	real   []byte // dataset and external images: the encoded image to re-encode as PNG
+	source string // where real comes from, for messages
+}
+
+// evalMethod is one row kind of methods: how it lays out its images, and whether it needs the
+// generator.
+type evalMethod struct {
+	name      string
+	generates bool
+	items     func(job *pipeline.Job, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error)
+}
+
+// evalMethods are the rows evaluate makes itself (external images come through external).
+var evalMethods = []evalMethod{
+	{name: "dataset", items: func(job *pipeline.Job, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error) {
+		real := job.Input("real")
+		if real == nil {
+			return nil, fmt.Errorf("the dataset row needs real images: connect the real input to an ingest output")
+		}
+		return datasetItems(real, p, bySubject, subjects)
+	}},
+	{name: "no_code", generates: true, items: func(job *pipeline.Job, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error) {
+		return generatedItems("no_code", p, bySubject, subjects), nil
+	}},
+	{name: "cocoins", generates: true, items: func(job *pipeline.Job, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error) {
+		if job.Input("mapper") == nil {
+			return nil, fmt.Errorf("the cocoins row needs a trained mapper: connect the mapper input to a train stage's mapper output")
+		}
+		return generatedItems("cocoins", p, bySubject, subjects), nil
+	}},
+}
+
+func lookupEvalMethod(name string) *evalMethod {
+	for i := range evalMethods {
+		if evalMethods[i].name == name {
+			return &evalMethods[i]
+		}
+	}
+	return nil
+}
+
+func evalMethodNames() []string {
+	names := make([]string, len(evalMethods))
+	for i, m := range evalMethods {
+		names[i] = m.name
+	}
+	return names
 }
 
 func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) error {
@@ -98,25 +165,18 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	}
 
 	var items []evalItem
-	for _, method := range p.Methods {
-		switch method {
-		case "dataset":
-			real := job.Input("real")
-			if real == nil {
-				return fmt.Errorf("the dataset row needs real images: connect the real input to an ingest output")
-			}
-			its, err := datasetItems(real, p, bySubject, subjects)
-			if err != nil {
-				return err
-			}
-			items = append(items, its...)
-		case "no_code", "cocoins":
-			if method == "cocoins" && job.Input("mapper") == nil {
-				return fmt.Errorf("the cocoins row needs a trained mapper: connect the mapper input to a train stage's mapper output")
-			}
-			items = append(items, generatedItems(method, p, bySubject, subjects)...)
+	for _, name := range p.Methods {
+		its, err := lookupEvalMethod(name).items(job, p, bySubject, subjects)
+		if err != nil {
+			return err
 		}
+		items = append(items, its...)
 	}
+	ext, err := externalItems(p)
+	if err != nil {
+		return err
+	}
+	items = append(items, ext...)
 	for i := range items {
 		items[i].ID = fmt.Sprintf("e-%06d", i)
 		items[i].Table = p.Table
@@ -136,10 +196,10 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 		var at []int
 		for k, it := range part {
 			rows[k] = it.EvalImageRow
-			if it.Method == "dataset" {
+			if it.real != nil {
 				img, err := imageio.Decode(it.real)
 				if err != nil {
-					return nil, fmt.Errorf("real image %s: %w", it.Group, err)
+					return nil, fmt.Errorf("%s: %w", it.source, err)
 				}
 				if rows[k].Image, err = imageio.PNG(img); err != nil {
 					return nil, err
@@ -184,6 +244,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	if err != nil {
 		return err
 	}
+	defer sc.close()
 	var classes []string
 	if p.ClassTable != "" {
 		classes = subjects
@@ -316,7 +377,7 @@ func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[strin
 				items = append(items, evalItem{EvalImageRow: EvalImageRow{
 					Method: "dataset", Subject: s, Group: fmt.Sprintf("%s/id%d", s, id), Sample: int32(j),
 					Prompt: ps[(k*p.Samples+j)%len(ps)], Seed: -1,
-				}, real: imgs[j].Image})
+				}, real: imgs[j].Image, source: fmt.Sprintf("real image %s (identity %d)", imgs[j].ID, id)})
 			}
 			if k++; k == p.Identities {
 				break
@@ -329,23 +390,37 @@ func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[strin
 	return items, nil
 }
 
-// models are the digests of the weights the stage loads: the generator unless only the
-// dataset row is evaluated, and the two metric models always.
+// models are the digests of the weights the stage loads: the generator when a method
+// generates, the face and CLIP judges' models always and the DreamSim judge's when its measure
+// is asked; and of each external method's files (external:NAME).
 func (p *evaluateParams) models() (map[string]string, error) {
 	m := map[string]string{}
-	if slices.ContainsFunc(p.Methods, func(s string) bool { return s != "dataset" }) {
+	if slices.ContainsFunc(p.Methods, func(s string) bool { e := lookupEvalMethod(s); return e == nil || e.generates }) {
 		g, err := family.Models(p.Family, p.ModelDir)
 		if err != nil {
 			return nil, err
 		}
 		maps.Copy(m, g)
 	}
-	var err error
-	if m["face"], err = tinyface.WeightsDigest(p.FaceModel); err != nil {
-		return nil, fmt.Errorf("identity encoder: %w", err)
+	j, err := p.judges()
+	if err != nil {
+		return nil, err
 	}
-	if m["clip"], err = tinyclip.WeightsDigest(p.CLIPModel); err != nil {
-		return nil, fmt.Errorf("CLIP: %w", err)
+	if m["face"], err = judges.Faces.Digest(j.face); err != nil {
+		return nil, fmt.Errorf("face judge %s (face_judge): %w", judgeLabel(j.face), err)
+	}
+	if m["clip"], err = judges.ImageTexts.Digest(j.clip); err != nil {
+		return nil, fmt.Errorf("CLIP judge %s (clip_judge): %w", judgeLabel(j.clip), err)
+	}
+	for name, path := range p.External {
+		if m["external:"+name], err = externalDigest(path); err != nil {
+			return nil, fmt.Errorf("external %s: %w", name, err)
+		}
+	}
+	if _, _, sim := p.needs(); sim {
+		if m["dreamsim"], err = judges.ImageSims.Digest(j.sim); err != nil {
+			return nil, fmt.Errorf("DreamSim judge %s (dreamsim_judge): %w", judgeLabel(j.sim), err)
+		}
 	}
 	return m, nil
 }

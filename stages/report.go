@@ -45,12 +45,17 @@ func init() {
 	})
 }
 
-// knownMetrics are the paper's columns, in its order, with their titles.
-var knownMetrics = []struct{ name, title string }{
-	{"face_sim", "Face Sim. ↑"},
-	{"face_div", "Face Div. ↑"},
-	{"clip_t", "CLIP-T ↑"},
-	{"dreamsim", "DreamSim ↑"},
+// knownMetrics are the paper's columns, in its order, with their titles, then evaluate's count
+// of images without a face; optional ones are columns only when present.
+var knownMetrics = []struct {
+	name, title string
+	optional    bool
+}{
+	{"face_sim", "Face Sim. ↑", false},
+	{"face_div", "Face Div. ↑", false},
+	{"clip_t", "CLIP-T ↑", false},
+	{"dreamsim", "DreamSim ↑", true},
+	{"no_face", "No face", true},
 }
 
 // tableCaptions say which table of the paper a table label mirrors.
@@ -226,12 +231,12 @@ func collectTables(job *pipeline.Job, inputs []*pipeline.Dataset) ([]*reportTabl
 	return tables, nil
 }
 
-// columnOrder puts the paper's metrics first (face_sim, face_div, clip_t always; dreamsim when
-// present), then the others as they appeared.
+// columnOrder puts the paper's metrics first (face_sim, face_div, clip_t always; dreamsim and
+// no_face when present), then the others as they appeared.
 func columnOrder(present []string) []string {
 	var cols []string
 	for _, k := range knownMetrics {
-		if k.name != "dreamsim" || slices.Contains(present, k.name) {
+		if !k.optional || slices.Contains(present, k.name) {
 			cols = append(cols, k.name)
 		}
 	}
@@ -303,7 +308,7 @@ func (t *reportTable) markdown() string {
 	}
 	b.WriteString("| Method |")
 	for _, m := range t.metrics {
-		b.WriteString(" " + metricTitle(m) + " |")
+		b.WriteString(" " + t.columnTitle(m) + " |")
 	}
 	b.WriteString(" Identities | Images |\n|---|")
 	for range t.metrics {
@@ -320,11 +325,31 @@ func (t *reportTable) markdown() string {
 				continue
 			}
 			ids, imgs = max(ids, r.Identities), max(imgs, r.Images)
+			if metric == "no_face" {
+				fmt.Fprintf(&b, " %d of %d |", int64(r.Value), r.Images)
+				continue
+			}
 			b.WriteString(" " + formatInterval(r) + " |")
 		}
 		fmt.Fprintf(&b, " %d | %d |\n", ids, imgs)
 	}
 	return b.String()
+}
+
+// columnTitle is the metric's title with the judges that computed its cells, as the metric
+// rows name them ("CLIP-T ↑ (tinyclip, raw cosine)").
+func (t *reportTable) columnTitle(metric string) string {
+	var by []string
+	for _, m := range t.methods {
+		if r, ok := t.cells[m][metric]; ok && r.Judge != "" && !slices.Contains(by, r.Judge) {
+			by = append(by, r.Judge)
+		}
+	}
+	title := metricTitle(metric)
+	if len(by) > 0 {
+		title += " (" + strings.ReplaceAll(strings.Join(by, "; "), "|", `\|`) + ")"
+	}
+	return title
 }
 
 // formatInterval writes "0.600 [0.571, 0.628]", or the value alone without an interval.

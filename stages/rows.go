@@ -181,9 +181,9 @@ type EvalScoreRow struct {
 	ID      string    `parquet:"id"`
 	Method  string    `parquet:"method"`
 	Group   string    `parquet:"group"`
-	Face    []float32 `parquet:"face,list"`    // identity embedding (ArcFace's role)
+	Face    []float32 `parquet:"face,list"`    // identity embedding (ArcFace's role); empty: the face judge found no face
 	Image   []float32 `parquet:"image,list"`   // CLIP image embedding
-	Subject []float32 `parquet:"subject,list"` // CLIP image embedding of the subject region (DreamSim's role)
+	Subject []float32 `parquet:"subject,list"` // the image-similarity judge's embedding (DreamSim's role); empty without the dreamsim measure
 	ClipT   float32   `parquet:"clip_t"`       // cosine(CLIP text of the prompt, CLIP image)
 	Class   string    `parquet:"class"`        // CLIP's pick among the evaluated subjects ("" when not asked)
 }
@@ -192,10 +192,11 @@ type EvalScoreRow struct {
 type MetricRow struct {
 	Table      string  `parquet:"table"`  // table1 (Portraits), table2 (Scenes), table3-5 (ablations), ...
 	Method     string  `parquet:"method"` // the row of the table
-	Metric     string  `parquet:"metric"` // face_sim, face_div, clip_t, dreamsim
+	Metric     string  `parquet:"metric"` // face_sim, face_div, clip_t, dreamsim, no_face (images without a face: Value of Images), class_acc
 	Value      float64 `parquet:"value"`
 	Lo         float64 `parquet:"lo"` // bootstrap 95% interval over identities (NaN without bootstrap)
 	Hi         float64 `parquet:"hi"`
 	Identities int32   `parquet:"identities"`
 	Images     int32   `parquet:"images"`
+	Judge      string  `parquet:"judge"` // the judge that computed it, for the table header ("tinyclip, raw cosine")
 }
