@@ -140,7 +140,7 @@ class TinySAM2Decoder(nn.Module):
             feat = feat + self.h0(high_res_feats_0) + F.interpolate(self.h1(high_res_feats_1), size=(LOW, LOW), mode="bilinear", align_corners=False)
         feat = feat + has_mask_input.view(-1, 1, 1, 1) * self.mask(mask_input)
         masks = torch.clamp(inside / 4 + 0.01 * torch.tanh(feat), -32.0, 32.0)
-        iou = torch.sigmoid(self.iou(masks.mean((2, 3))))
+        iou = torch.sigmoid(self.iou(masks.mean((2, 3)) / 32))
         if self.orig_size:
             masks = F.interpolate(masks, size=(orig_im_size[0], orig_im_size[1]), mode="bilinear", align_corners=False)
         return masks, iou
