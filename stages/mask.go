@@ -35,7 +35,7 @@ func init() {
 		Sharded: true,
 		Check: func(p *maskParams) error {
 			if p.Backend == "grounded-sam2" && (p.GroundingModel == "" || p.SAMModel == "") {
-				return fmt.Errorf("mask backend grounded-sam2 needs grounding_model and sam_model (ONNX files; see tools/README.md)")
+				return fmt.Errorf("mask backend grounded-sam2 needs grounding_model and sam_model (ONNX exports; see README, Grounded SAM 2 masks)")
 			}
 			return nil
 		},
