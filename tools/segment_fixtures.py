@@ -40,6 +40,7 @@ public ONNX exports, tiny inside:
 
 Everything is seeded; a rerun writes the same files.
 """
+import json
 import os
 import shutil
 import sys
@@ -170,11 +171,53 @@ def grounding(out):
         export(model, args, os.path.join(d, "groundingdino.onnx"), names, ["logits", "boxes"], axes)
     with open(os.path.join(d, "vocab.txt"), "w") as f:
         f.write("\n".join(VOCAB) + "\n")
+    reference(model, os.path.join(out, "grounding-dino-reference.json"))
     torch.manual_seed(2)
     image_only = TinyGroundingDINO(text=False).eval()
     with torch.no_grad():
         export(image_only, (args[0],), os.path.join(out, "grounding-dino-image-only", "groundingdino.onnx"),
                ["img"], ["logits", "boxes"], {"img": {2: "height", 3: "width"}})
+
+
+def reference_image(w, h):
+    """The parity test's image, as models/segment/groundingdino's test builds it: RGB uint8."""
+    x = torch.arange(w).view(1, w).expand(h, w)
+    y = torch.arange(h).view(h, 1).expand(h, w)
+    return torch.stack([(x * 6) % 256, (y * 8) % 256, (x * y) % 256]).to(torch.uint8)
+
+
+def reference(model, path):
+    """Torch's top detections for "man . face ." on reference_image(40, 30): the image resized
+    to 1066x800 (short side 800) bilinearly and rounded to 8 bits as PIL does, ImageNet-
+    normalised; the text inputs of Grounding DINO's generate_masks_with_special_tokens_and_
+    transfer_map, written out by hand; scores the sigmoid of the best of the L text positions."""
+    W, H = 40, 30
+    img = reference_image(W, H).float().unsqueeze(0)
+    img = F.interpolate(img, size=(800, 1066), mode="bilinear", align_corners=False).round().clamp(0, 255) / 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    img = (img - mean) / std
+    ids = torch.tensor([[2, 16, 5, 23, 5, 3]])  # [CLS] man . face . [SEP]
+    L = ids.shape[1]
+    mask = torch.zeros(1, L, L, dtype=torch.bool)
+    for block in ([0], [1, 2], [3, 4], [5]):
+        for i in block:
+            for j in block:
+                mask[0, i, j] = True
+    with torch.no_grad():
+        logits, boxes = model(img, ids, torch.ones(1, L, dtype=torch.bool), torch.tensor([[0, 0, 1, 0, 1, 0]]),
+                              torch.zeros(1, L, dtype=torch.long), mask)
+    sig = logits[0, :, :L].sigmoid()
+    score = sig.max(1).values
+    top = []
+    for q in score.argsort(descending=True)[:5].tolist():
+        cx, cy, w, h = boxes[0, q].tolist()
+        phrase = "man" if sig[q, 1] >= sig[q, 3] else "face"
+        box = [min(max(v, 0), m) for v, m in zip([(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H], [W, H, W, H])]
+        top.append({"query": q, "score": score[q].item(), "phrase": phrase, "box": box})
+    with open(path, "w") as f:
+        json.dump({"image": [W, H], "caption": "man . face .", "top": top}, f, indent=1)
+        f.write("\n")
 
 
 def sam2(out):
