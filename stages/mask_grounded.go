@@ -40,7 +40,7 @@ func newGroundedSAM(p *maskParams) (*groundedSAM, error) {
 }
 
 // Segment masks the best box for the image's concept word (or the configured text); no box
-// above the thresholds is errNoSubject, which the row records.
+// above the thresholds, or an empty mask in the box, is errNoSubject, which the row records.
 func (g *groundedSAM) Segment(_ context.Context, im ImageRow) (*image.Gray, error) {
 	text := g.text
 	if text == "" {
@@ -61,7 +61,14 @@ func (g *groundedSAM) Segment(_ context.Context, im ImageRow) (*image.Gray, erro
 		return nil, err
 	}
 	m, _, err := g.sam.Mask(img, det.Box)
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	if imageio.Coverage(m) == 0 {
+		return nil, fmt.Errorf("%w: sam 2 marks no pixel of the %q box %.0f,%.0f-%.0f,%.0f (score %.2f)",
+			errNoSubject, det.Phrase, det.Box.X0, det.Box.Y0, det.Box.X1, det.Box.Y1, det.Score)
+	}
+	return m, nil
 }
 
 // models names the weights of the grounded-sam2 backend by role; the other backends load none.
