@@ -140,7 +140,7 @@ class TinySAM2Decoder(nn.Module):
         if high_res_feats_0 is not None:
             feat = feat + self.h0(high_res_feats_0) + F.interpolate(self.h1(high_res_feats_1), size=(LOW, LOW), mode="bilinear", align_corners=False)
         feat = feat + has_mask_input.view(-1, 1, 1, 1) * self.mask(mask_input)
-        masks = torch.clamp(inside / 4 + 0.01 * torch.tanh(feat), -32.0, 32.0)
+        masks = torch.clamp(inside / 4 + 0.5 * torch.tanh(feat), -32.0, 32.0)
         iou = torch.sigmoid(self.iou(masks.mean((2, 3)) / 32))
         if self.orig_size:
             masks = F.interpolate(masks, size=(orig_im_size[0], orig_im_size[1]), mode="bilinear", align_corners=False)
@@ -220,6 +220,28 @@ def reference(model, path):
         f.write("\n")
 
 
+def sam2_reference(enc, dec, path):
+    """Torch's mask logits for the box (5, 4)-(30, 25) on reference_image(40, 30): the image
+    stretched to 1024x1024 bilinearly (8-bit results, as the Go side resizes), ImageNet-
+    normalised; the box as points labelled 2, 3 in the square's pixels; the mask with the best
+    predicted IoU resized to 30x40 (F.interpolate, bilinear, align_corners=False)."""
+    W, H = 40, 30
+    box = [5.0, 4.0, 30.0, 25.0]
+    img = reference_image(W, H).float().unsqueeze(0)
+    img = F.interpolate(img, size=(SAM, SAM), mode="bilinear", align_corners=False).round().clamp(0, 255) / 255
+    img = (img - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        h0, h1, emb = enc(img)
+        coords = torch.tensor([[[box[0] * SAM / W, box[1] * SAM / H], [box[2] * SAM / W, box[3] * SAM / H]]])
+        masks, iou = dec(emb, h0, h1, coords, torch.tensor([[2.0, 3.0]]), torch.zeros(1, 1, LOW, LOW), torch.zeros(1))
+    best = int(iou[0].argmax())
+    logits = F.interpolate(masks[:, best:best + 1], size=(H, W), mode="bilinear", align_corners=False)
+    with open(path, "w") as f:
+        json.dump({"image": [W, H], "box": box, "best": best, "iou": iou[0, best].item(),
+                   "logits": [round(v, 6) for v in logits.flatten().tolist()]}, f)
+        f.write("\n")
+
+
 def sam2(out):
     torch.manual_seed(3)
     enc = TinySAM2Encoder().eval()
@@ -245,6 +267,8 @@ def sam2(out):
                 names.append("orig_im_size")
                 a["masks"] = {2: "height", 3: "width"}
             export(dec, args, os.path.join(d, "sam2_hiera_tiny.decoder.onnx"), names, ["masks", "iou_predictions"], a)
+            if not orig:
+                sam2_reference(enc, dec, os.path.join(out, "sam2-reference.json"))
     # A SAM 1 decoder: one image embedding, no high-resolution features.
     d = os.path.join(out, "sam2-other-names")
     shutil.copy(os.path.join(out, "sam2", "sam2_hiera_tiny.encoder.onnx"), os.path.join(d + "-tmp.onnx"))

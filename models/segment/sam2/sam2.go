@@ -13,7 +13,8 @@
 // prompts it. Of the M masks the one with the best predicted IoU is kept; masks the decoder
 // does not return at image size (the 256x256 logits over the square of samexporter's export) are
 // resized bilinearly to it (SAM2Transforms.postprocess_masks), and a pixel is subject where the
-// logit is above 0.
+// logit is above 0. The encoder's input is resized with 8-bit results, where SAM 2 resizes in
+// float: at most half a grey level apart.
 package sam2
 
 import (
@@ -177,9 +178,26 @@ func (p *Predictor) Close() error {
 	return err
 }
 
-// Mask returns the mask of the object in box (image pixels) at img's size, and the IoU the
-// decoder predicts for it. Errors name the model file.
+// Mask returns the mask of the object in box (image pixels) at img's size: the pixels whose
+// logit (see Logits) is above MaskThreshold, and the IoU the decoder predicts for it.
 func (p *Predictor) Mask(img image.Image, box segment.Box) (*image.Gray, float64, error) {
+	logits, iou, err := p.Logits(img, box)
+	if err != nil {
+		return nil, 0, err
+	}
+	b := img.Bounds()
+	m := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for i, v := range logits {
+		if v > MaskThreshold {
+			m.Pix[i] = 255
+		}
+	}
+	return m, iou, nil
+}
+
+// Logits returns the mask logits of the object in box (image pixels), row-major at img's size,
+// of the decoder's mask with the best predicted IoU, and that IoU. Errors name the model file.
+func (p *Predictor) Logits(img image.Image, box segment.Box) ([]float32, float64, error) {
 	b := img.Bounds()
 	W, H := b.Dx(), b.Dy()
 	if W == 0 || H == 0 {
@@ -242,14 +260,10 @@ func (p *Predictor) Mask(img image.Image, box segment.Box) (*image.Gray, float64
 	logits := masks[best*h*w : (best+1)*h*w]
 	if w != W || h != H {
 		logits = Resize(logits, w, h, W, H)
+	} else {
+		logits = slices.Clone(logits)
 	}
-	m := image.NewGray(image.Rect(0, 0, W, H))
-	for i, v := range logits {
-		if v > MaskThreshold {
-			m.Pix[i] = 255
-		}
-	}
-	return m, float64(ious[best]), nil
+	return logits, float64(ious[best]), nil
 }
 
 // Resize resizes a w x h row-major map to ow x oh bilinearly with half-pixel centres, as
