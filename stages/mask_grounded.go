@@ -26,12 +26,19 @@ type groundedSAM struct {
 	th   groundingdino.Thresholds
 }
 
+// newGroundedSAM opens both models on the execution providers of ort.ProvidersEnv (CPU when
+// unset).
 func newGroundedSAM(p *maskParams) (*groundedSAM, error) {
-	det, err := groundingdino.Open(p.GroundingModel, ort.Options{})
+	ps, err := ort.EnvProviders()
 	if err != nil {
 		return nil, fmt.Errorf("mask backend grounded-sam2: %w", err)
 	}
-	sam, err := sam2.Open(p.SAMModel, ort.Options{})
+	opt := ort.Options{Providers: ps}
+	det, err := groundingdino.Open(p.GroundingModel, opt)
+	if err != nil {
+		return nil, fmt.Errorf("mask backend grounded-sam2: %w", err)
+	}
+	sam, err := sam2.Open(p.SAMModel, opt)
 	if err != nil {
 		det.Close()
 		return nil, fmt.Errorf("mask backend grounded-sam2: %w", err)
