@@ -31,12 +31,17 @@ public ONNX exports, tiny inside:
                 (1024-square pixels), point_labels float32 [n,N], mask_input [n,1,256,256],
                 has_mask_input [n] -> masks [n,3,256,256] (logits over the 1024 square),
                 iou_predictions [n,3]
-      The decoder's mask is the prompt box (labels 2, 3) plus a small image-dependent term, so
-      a test can check that the mask follows the box.
+      The decoder's mask logits are the prompt box (labels 2, 3) as a distance to its edge plus
+      0.5 tanh(image features), so a test can check that the mask follows the box and that the
+      image reached the encoder as torch would feed it.
   sam2-orig-size/...: the same with the decoder input orig_im_size int64 [2] and masks
       [n,3,H,W] at that size (the exports that upsample inside the graph).
   sam2-other-names/...: a SAM 1 decoder (image_embeddings, point_coords, point_labels,
       mask_input, has_mask_input, orig_im_size): the bad-input case.
+
+Beside the folders, torch's outputs for the Go parity tests (tensors written as JSON numbers):
+  grounding-dino-reference.json  top 5 detections for "man . face ." on a 40x30 test image
+  sam2-reference.json            the mask logits at image size for a box on the same image
 
 Everything is seeded; a rerun writes the same files.
 """
