@@ -26,6 +26,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -141,10 +142,10 @@ func (d *Detector) bind(model string, sess *ort.Session) error {
 	}
 	known := append(append(append([]string{}, imageInputs...), textInputs...), optionInputs...)
 	for _, in := range ins {
-		if !contains(known, in.Name) {
+		if !slices.Contains(known, in.Name) {
 			return fmt.Errorf("grounding dino model %s: unknown input %q %s", model, in.Name, found)
 		}
-		if contains(imageInputs, in.Name) {
+		if slices.Contains(imageInputs, in.Name) {
 			if d.image != "" {
 				return fmt.Errorf("grounding dino model %s: two image inputs %s and %s", model, d.image, in.Name)
 			}
@@ -157,9 +158,9 @@ func (d *Detector) bind(model string, sess *ort.Session) error {
 	}
 	for _, o := range outs {
 		switch {
-		case contains(logitsNames, o.Name):
+		case slices.Contains(logitsNames, o.Name):
 			d.logits = o.Name
-		case contains(boxesNames, o.Name):
+		case slices.Contains(boxesNames, o.Name):
 			d.boxes = o.Name
 		}
 	}
@@ -167,15 +168,6 @@ func (d *Detector) bind(model string, sess *ort.Session) error {
 		return fmt.Errorf("grounding dino model %s: want outputs logits and boxes (or pred_logits and pred_boxes) %s", model, found)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Path returns the model file.
@@ -345,13 +337,11 @@ func (d *Detector) Detect(img image.Image, th Thresholds, phrases ...string) ([]
 	var dets []Detection
 	for q := range nq {
 		row := logits[q*npos : q*npos+text.Len()]
-		score, best := -1.0, -1
+		score, best := -1.0, -1 // the best position's sigmoid; the best phrase token above th.Text
 		for j, l := range row {
-			if s := sigmoid(l); s > score {
-				score = s
-			}
-			// The phrase is the one of the best token above the text threshold.
-			if s := sigmoid(l); text.Phrase[j] >= 0 && s > th.Text && (best < 0 || l > row[best]) {
+			s := sigmoid(l)
+			score = max(score, s)
+			if text.Phrase[j] >= 0 && s > th.Text && (best < 0 || l > row[best]) {
 				best = j
 			}
 		}
