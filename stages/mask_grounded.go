@@ -67,6 +67,11 @@ func (g *groundedSAM) Segment(_ context.Context, im ImageRow) (*image.Gray, erro
 	if err != nil {
 		return nil, err
 	}
+	return g.maskIn(img, det)
+}
+
+// maskIn is SAM 2's mask of the detection's box; an empty one is errNoSubject.
+func (g *groundedSAM) maskIn(img image.Image, det groundingdino.Detection) (*image.Gray, error) {
 	m, _, err := g.sam.Mask(img, det.Box)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
+	"github.com/cocoflow/cocoflow/models/segment"
 	"github.com/cocoflow/cocoflow/models/segment/groundingdino"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
@@ -174,5 +175,23 @@ func TestMaskDefaultsAreGroundingDINOs(t *testing.T) {
 	p := kind.Params.Defaults().(*maskParams)
 	if th := (groundingdino.Thresholds{Box: p.BoxThreshold, Text: p.TextThreshold}); th != groundingdino.DefaultThresholds {
 		t.Errorf("stage thresholds %+v, want %+v", th, groundingdino.DefaultThresholds)
+	}
+}
+
+// A box SAM 2 finds nothing in (the fixture decoder's mask is the box: a box of no area gives
+// none) is errNoSubject, which maskRow records as the row's error.
+func TestGroundedSAM2EmptyMaskIsARowFailure(t *testing.T) {
+	g, err := newGroundedSAM(&maskParams{GroundingModel: groundingFixture, SAMModel: samFixture, BoxThreshold: 0.35, TextThreshold: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.det.Close(); g.sam.Close() })
+	img := image.NewGray(image.Rect(0, 0, 32, 24))
+	if m, err := g.maskIn(img, groundingdino.Detection{Box: segment.Box{X0: 4, Y0: 4, X1: 20, Y1: 16}}); err != nil || imageio.Coverage(m) == 0 {
+		t.Fatalf("box 4,4-20,16: coverage %v, err %v", imageio.Coverage(m), err)
+	}
+	_, err = g.maskIn(img, groundingdino.Detection{Box: segment.Box{X0: 10, Y0: 10, X1: 10, Y1: 10}, Phrase: "man", Score: 0.5})
+	if !errors.Is(err, errNoSubject) || !strings.Contains(err.Error(), `"man" box 10,10-10,10`) {
+		t.Fatalf("empty box: err = %v, want errNoSubject naming the box", err)
 	}
 }
