@@ -13,7 +13,8 @@
 //
 // Integer and mask inputs are fed in the dtype the model declares (int32, float32 exports
 // exist); position_ids and text_token_mask are fed when the model has them (exports that build
-// them inside the graph do not). The caption is the phrases joined by " . " and ended with
+// them inside the graph do not). Exports without dynamic axes get the image resized to their
+// fixed size and the caption padded to their fixed length. The caption is the phrases joined by " . " and ended with
 // " .", as Grounding DINO's inference does; a box scores the sigmoid of its best text position,
 // passes when that is above the box threshold, and names the phrase whose tokens pass the text
 // threshold (groundingdino.util.inference.predict).
@@ -372,25 +373,34 @@ func (d *Detector) Best(img image.Image, th Thresholds, phrases ...string) (Dete
 	return dets[0], nil
 }
 
-// feeds builds the model's inputs for img and text, each in the dtype the model declares.
+// feeds builds the model's inputs for img and text, each in the dtype the model declares. An
+// export with a fixed sequence length (dynamic_axes=None) gets the caption padded with [PAD]
+// as the tokenizer's padding="max_length" would: outside the attention mask, each pad
+// attending to itself at position 0.
 func (d *Detector) feeds(img image.Image, text Text) (map[string]ort.Tensor, error) {
 	b := img.Bounds()
 	w, h := d.InputSize(b.Dx(), b.Dy())
-	L := int64(text.Len())
-	ids := make([]float64, L)
-	for i, id := range text.IDs {
-		ids[i] = float64(id)
-	}
-	pos := make([]float64, L)
-	for i, p := range text.Positions {
-		pos[i] = float64(p)
-	}
-	mask := make([]float64, L*L)
-	for i, m := range text.Mask {
-		if m {
-			mask[i] = 1
+	n := text.Len()
+	L := n
+	if s := d.inputs["input_ids"].Shape; len(s) == 2 && s[1] > 0 {
+		if L = int(s[1]); L < n {
+			return nil, fmt.Errorf("the caption is %d tokens, the model's fixed text length %d", n, L)
 		}
 	}
+	ids, att, pos, mask := make([]float64, L), make([]float64, L), make([]float64, L), make([]float64, L*L)
+	for i := range L {
+		ids[i] = float64(d.tok.Pad())
+		mask[i*L+i] = 1
+	}
+	for i := range n {
+		ids[i], att[i], pos[i] = float64(text.IDs[i]), 1, float64(text.Positions[i])
+		for j := range n {
+			if text.Mask[i*n+j] {
+				mask[i*L+j] = 1
+			}
+		}
+	}
+	seq := []int64{1, int64(L)}
 	feeds := map[string]ort.Tensor{d.image: segment.Tensor(img, w, h)}
 	for name, in := range d.inputs {
 		var t ort.Tensor
@@ -399,15 +409,15 @@ func (d *Detector) feeds(img image.Image, text Text) (map[string]ort.Tensor, err
 		case d.image:
 			continue
 		case "input_ids":
-			t, err = segment.Values(in.DType, []int64{1, L}, ids)
+			t, err = segment.Values(in.DType, seq, ids)
 		case "attention_mask":
-			t, err = segment.Filled(in.DType, []int64{1, L}, 1)
+			t, err = segment.Values(in.DType, seq, att)
 		case "token_type_ids":
-			t, err = segment.Filled(in.DType, []int64{1, L}, 0)
+			t, err = segment.Filled(in.DType, seq, 0)
 		case "position_ids":
-			t, err = segment.Values(in.DType, []int64{1, L}, pos)
+			t, err = segment.Values(in.DType, seq, pos)
 		case "text_token_mask":
-			t, err = segment.Values(in.DType, []int64{1, L, L}, mask)
+			t, err = segment.Values(in.DType, []int64{1, int64(L), int64(L)}, mask)
 		case "pixel_mask":
 			t, err = segment.Filled(in.DType, []int64{1, int64(h), int64(w)}, 1)
 		}

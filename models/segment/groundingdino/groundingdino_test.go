@@ -4,6 +4,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -185,5 +186,47 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(dir, "missing"), ort.Options{}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing path: err = %v", err)
+	}
+}
+
+// An export with a fixed text length gets the caption padded: [PAD] ids outside the attention
+// mask, each attending to itself at position 0; the caption's detections do not change.
+func TestFixedTextLengthPads(t *testing.T) {
+	d := open(t)
+	img := testImage(64, 48)
+	want, err := d.Detect(img, Thresholds{}, "man", "face")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := d.inputs["input_ids"]
+	in.Shape = []int64{1, 9}
+	d.inputs["input_ids"] = in
+	text, err := d.Tokenize("man . face .")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feeds, err := d.feeds(img, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := ort.Data[int64](feeds["input_ids"])
+	att, _ := ort.Data[bool](feeds["attention_mask"])
+	pos, _ := ort.Data[int64](feeds["position_ids"])
+	mask, _ := ort.Data[bool](feeds["text_token_mask"])
+	if !reflect.DeepEqual(ids, []int64{2, 16, 5, 23, 5, 3, 0, 0, 0}) || !reflect.DeepEqual(att, []bool{true, true, true, true, true, true, false, false, false}) ||
+		!reflect.DeepEqual(pos, []int64{0, 0, 1, 0, 1, 0, 0, 0, 0}) || !mask[1*9+2] || mask[5*9+6] || !mask[7*9+7] || mask[7*9+8] {
+		t.Fatalf("padded inputs: ids %v attention %v positions %v", ids, att, pos)
+	}
+	got, err := d.Detect(img, Thresholds{}, "man", "face")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if got[i].Query != want[i].Query || got[i].Phrase != want[i].Phrase || math.Abs(got[i].Score-want[i].Score) > 1e-6 {
+			t.Errorf("detection %d padded %+v, unpadded %+v", i, got[i], want[i])
+		}
+	}
+	if _, err := d.Detect(img, Thresholds{}, "a photo of a man", "face"); err == nil || !strings.Contains(err.Error(), "fixed text length 9") {
+		t.Errorf("caption over the fixed length: err = %v", err)
 	}
 }
