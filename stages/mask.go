@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"math"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
@@ -45,6 +46,9 @@ func init() {
 				return nil, err
 			}
 			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
+				if c, ok := seg.(io.Closer); ok { // the ONNX sessions: gigabytes the later stages need
+					defer c.Close()
+				}
 				in := job.Input("images")
 				return pipeline.MapShards(ctx, job, job.Output("masks"), in.NumShards(), func(ctx context.Context, shard int) ([]MaskRow, error) {
 					images, err := pipeline.ReadShard[ImageRow](in, shard)

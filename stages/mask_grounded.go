@@ -46,6 +46,11 @@ func newGroundedSAM(p *maskParams) (*groundedSAM, error) {
 	return &groundedSAM{det: det, sam: sam, text: p.GroundingText, th: groundingdino.Thresholds{Box: p.BoxThreshold, Text: p.TextThreshold}}, nil
 }
 
+// Close releases both models' sessions.
+func (g *groundedSAM) Close() error {
+	return errors.Join(g.det.Close(), g.sam.Close())
+}
+
 // Segment masks the best box for the image's concept word (or the configured text); no box
 // above the thresholds, or an empty mask in the box, is errNoSubject, which the row records.
 func (g *groundedSAM) Segment(_ context.Context, im ImageRow) (*image.Gray, error) {

@@ -185,7 +185,7 @@ func TestGroundedSAM2EmptyMaskIsARowFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.det.Close(); g.sam.Close() })
+	t.Cleanup(func() { g.Close() })
 	img := image.NewGray(image.Rect(0, 0, 32, 24))
 	if m, err := g.maskIn(img, groundingdino.Detection{Box: segment.Box{X0: 4, Y0: 4, X1: 20, Y1: 16}}); err != nil || imageio.Coverage(m) == 0 {
 		t.Fatalf("box 4,4-20,16: coverage %v, err %v", imageio.Coverage(m), err)
