@@ -219,7 +219,7 @@ def reference(model, path):
         cx, cy, w, h = boxes[0, q].tolist()
         phrase = "man" if sig[q, 1] >= sig[q, 3] else "face"
         box = [min(max(v, 0), m) for v, m in zip([(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H], [W, H, W, H])]
-        top.append({"query": q, "score": score[q].item(), "phrase": phrase, "box": box})
+        top.append({"query": q, "score": round(score[q].item(), 8), "phrase": phrase, "box": [round(v, 5) for v in box]})
     with open(path, "w") as f:
         json.dump({"image": [W, H], "caption": "man . face .", "top": top}, f, indent=1)
         f.write("\n")
@@ -227,13 +227,13 @@ def reference(model, path):
 
 def sam2_reference(enc, dec, path):
     """Torch's mask logits for the box (5, 4)-(30, 25) on reference_image(40, 30): the image
-    stretched to 1024x1024 bilinearly (8-bit results, as the Go side resizes), ImageNet-
-    normalised; the box as points labelled 2, 3 in the square's pixels; the mask with the best
+    stretched to 1024x1024 bilinearly in float (SAM2Transforms resizes the ToTensor output),
+    ImageNet-normalised; the box as points labelled 2, 3 in the square's pixels; the mask with the best
     predicted IoU resized to 30x40 (F.interpolate, bilinear, align_corners=False)."""
     W, H = 40, 30
     box = [5.0, 4.0, 30.0, 25.0]
     img = reference_image(W, H).float().unsqueeze(0)
-    img = F.interpolate(img, size=(SAM, SAM), mode="bilinear", align_corners=False).round().clamp(0, 255) / 255
+    img = F.interpolate(img / 255, size=(SAM, SAM), mode="bilinear", align_corners=False)
     img = (img - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         h0, h1, emb = enc(img)
@@ -242,8 +242,8 @@ def sam2_reference(enc, dec, path):
     best = int(iou[0].argmax())
     logits = F.interpolate(masks[:, best:best + 1], size=(H, W), mode="bilinear", align_corners=False)
     with open(path, "w") as f:
-        json.dump({"image": [W, H], "box": box, "best": best, "iou": iou[0, best].item(),
-                   "logits": [round(v, 6) for v in logits.flatten().tolist()]}, f)
+        json.dump({"image": [W, H], "box": box, "best": best, "iou": round(iou[0, best].item(), 7),
+                   "logits": [round(v, 5) for v in logits.flatten().tolist()]}, f)
         f.write("\n")
 
 
@@ -296,6 +296,7 @@ def sam2(out):
 
 
 def main():
+    torch.set_num_threads(1)  # the same float sums on every run, so the references are stable
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "models", "segment", "testdata")
     grounding(out)
     sam2(out)

@@ -55,6 +55,31 @@ func Tensor(img image.Image, w, h int) ort.Tensor {
 	return ort.NewTensor([]int64{1, 3, int64(h), int64(w)}, data)
 }
 
+// FloatTensor is Tensor with the resize done on the [0, 1] values, as torchvision resizes a
+// ToTensor output (SAM 2's transforms), when it enlarges img: bilinear with half-pixel centres
+// (Resize), no rounding to 8 bits. Shrinking needs an antialiasing filter; it falls back to
+// Tensor's, at most half a grey level from float.
+func FloatTensor(img image.Image, w, h int) ort.Tensor {
+	src := imageio.ToNRGBA(img)
+	sw, sh := src.Bounds().Dx(), src.Bounds().Dy()
+	if w < sw || h < sh {
+		return Tensor(img, w, h)
+	}
+	data := make([]float32, 0, 3*w*h)
+	plane := make([]float32, sw*sh)
+	for c := 0; c < 3; c++ {
+		for y := 0; y < sh; y++ {
+			for x := 0; x < sw; x++ {
+				plane[y*sw+x] = float32(src.Pix[y*src.Stride+4*x+c]) / 255
+			}
+		}
+		for _, v := range Resize(plane, sw, sh, w, h) {
+			data = append(data, (v-ImageNetMean[c])/ImageNetStd[c])
+		}
+	}
+	return ort.NewTensor([]int64{1, 3, int64(h), int64(w)}, data)
+}
+
 // Names returns the names of infos.
 func Names(infos []ort.TensorInfo) []string {
 	out := make([]string, len(infos))
@@ -134,6 +159,34 @@ func convert[T float32 | int64 | int32](vals []float64) []T {
 	out := make([]T, len(vals))
 	for i, v := range vals {
 		out[i] = T(v)
+	}
+	return out
+}
+
+// Resize resizes a w x h row-major map to ow x oh bilinearly with half-pixel centres, as
+// torch's F.interpolate(mode="bilinear", align_corners=False) does.
+func Resize(src []float32, w, h, ow, oh int) []float32 {
+	out := make([]float32, ow*oh)
+	coord := func(o, in, out int) (int, int, float32) {
+		x := (float32(o)+0.5)*float32(in)/float32(out) - 0.5
+		if x < 0 {
+			x = 0
+		}
+		i0 := int(x)
+		if i0 > in-1 {
+			i0 = in - 1
+		}
+		i1 := min(i0+1, in-1)
+		return i0, i1, x - float32(i0)
+	}
+	for y := 0; y < oh; y++ {
+		y0, y1, fy := coord(y, h, oh)
+		for x := 0; x < ow; x++ {
+			x0, x1, fx := coord(x, w, ow)
+			top := src[y0*w+x0]*(1-fx) + src[y0*w+x1]*fx
+			bot := src[y1*w+x0]*(1-fx) + src[y1*w+x1]*fx
+			out[y*ow+x] = top*(1-fy) + bot*fy
+		}
 	}
 	return out
 }

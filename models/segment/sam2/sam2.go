@@ -13,8 +13,8 @@
 // prompts it. Of the M masks the one with the best predicted IoU is kept; masks the decoder
 // does not return at image size (the 256x256 logits over the square of samexporter's export) are
 // resized bilinearly to it (SAM2Transforms.postprocess_masks), and a pixel is subject where the
-// logit is above 0. The encoder's input is resized with 8-bit results, where SAM 2 resizes in
-// float: at most half a grey level apart.
+// logit is above 0. The encoder's input is resized in float, as SAM2Transforms resizes the
+// ToTensor output (see segment.FloatTensor).
 package sam2
 
 import (
@@ -203,7 +203,7 @@ func (p *Predictor) Logits(img image.Image, box segment.Box) ([]float32, float64
 	if W == 0 || H == 0 {
 		return nil, 0, fmt.Errorf("sam 2: empty image")
 	}
-	feats, err := p.enc.Run(map[string]ort.Tensor{"image": segment.Tensor(img, p.size, p.size)})
+	feats, err := p.enc.Run(map[string]ort.Tensor{"image": segment.FloatTensor(img, p.size, p.size)})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -259,37 +259,9 @@ func (p *Predictor) Logits(img image.Image, box segment.Box) ([]float32, float64
 	h, w := int(ms[2]), int(ms[3])
 	logits := masks[best*h*w : (best+1)*h*w]
 	if w != W || h != H {
-		logits = Resize(logits, w, h, W, H)
+		logits = segment.Resize(logits, w, h, W, H)
 	} else {
 		logits = slices.Clone(logits)
 	}
 	return logits, float64(ious[best]), nil
-}
-
-// Resize resizes a w x h row-major map to ow x oh bilinearly with half-pixel centres, as
-// torch's F.interpolate(mode="bilinear", align_corners=False) does.
-func Resize(src []float32, w, h, ow, oh int) []float32 {
-	out := make([]float32, ow*oh)
-	coord := func(o, in, out int) (int, int, float32) {
-		x := (float32(o)+0.5)*float32(in)/float32(out) - 0.5
-		if x < 0 {
-			x = 0
-		}
-		i0 := int(x)
-		if i0 > in-1 {
-			i0 = in - 1
-		}
-		i1 := min(i0+1, in-1)
-		return i0, i1, x - float32(i0)
-	}
-	for y := 0; y < oh; y++ {
-		y0, y1, fy := coord(y, h, oh)
-		for x := 0; x < ow; x++ {
-			x0, x1, fx := coord(x, w, ow)
-			top := src[y0*w+x0]*(1-fx) + src[y0*w+x1]*fx
-			bot := src[y1*w+x0]*(1-fx) + src[y1*w+x1]*fx
-			out[y*ow+x] = top*(1-fy) + bot*fy
-		}
-	}
-	return out
 }
