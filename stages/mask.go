@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"math"
-	"os"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/pipeline"
@@ -15,8 +15,11 @@ import (
 type maskParams struct {
 	Backend        string  `param:"backend" default:"groundtruth" enum:"groundtruth,landmarks,grounded-sam2" doc:"where masks come from"`
 	HeadScale      float64 `param:"head_scale" default:"1" min:"0.2" max:"4" doc:"landmarks: scale of the head ellipse around the 5 points"`
-	GroundingModel string  `param:"grounding_model" doc:"grounded-sam2: Grounding DINO ONNX file (text-prompted boxes)"`
-	SAMModel       string  `param:"sam_model" doc:"grounded-sam2: SAM 2 ONNX file (box-prompted masks)"`
+	GroundingModel string  `param:"grounding_model" doc:"grounded-sam2: Grounding DINO ONNX export (img, input_ids, attention_mask, position_ids, token_type_ids, text_token_mask -> logits, boxes): the .onnx file with BERT's vocab.txt beside it, or a folder holding one .onnx and vocab.txt"`
+	SAMModel       string  `param:"sam_model" doc:"grounded-sam2: SAM 2 ONNX export: a folder holding one *encoder*.onnx and one *decoder*.onnx (as samexporter writes them), or \"encoder.onnx,decoder.onnx\""`
+	GroundingText  string  `param:"grounding_text" doc:"grounded-sam2: what Grounding DINO looks for, e.g. face or person; empty: the image's concept word (its class)"`
+	BoxThreshold   float64 `param:"box_threshold" default:"0.35" min:"0" max:"1" doc:"grounded-sam2: a box passes when the sigmoid of its best text token is above this; no box passing -> the row records the failure"`
+	TextThreshold  float64 `param:"text_threshold" default:"0.25" min:"0" max:"1" doc:"grounded-sam2: tokens above this name the box's phrase"`
 }
 
 func init() {
@@ -28,11 +31,12 @@ func init() {
 			"landmarks (a head ellipse from CelebA's 5 points), grounded-sam2 (referring segmentation " +
 			"of the concept word with ONNX models).",
 		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
+		Models:  (*maskParams).models,
 		Outputs: []pipeline.Port{{Name: "masks", Doc: "one row per image", Schema: MaskRow{}}},
 		Sharded: true,
 		Check: func(p *maskParams) error {
 			if p.Backend == "grounded-sam2" && (p.GroundingModel == "" || p.SAMModel == "") {
-				return fmt.Errorf("mask backend grounded-sam2 needs grounding_model and sam_model (ONNX files; see tools/README.md)")
+				return fmt.Errorf("mask backend grounded-sam2 needs grounding_model and sam_model (ONNX exports; see README, Grounded SAM 2 masks)")
 			}
 			return nil
 		},
@@ -42,6 +46,9 @@ func init() {
 				return nil, err
 			}
 			return pipeline.StageFunc(func(ctx context.Context, job *pipeline.Job) error {
+				if c, ok := seg.(io.Closer); ok { // the ONNX sessions: gigabytes the later stages need
+					defer c.Close()
+				}
 				in := job.Input("images")
 				return pipeline.MapShards(ctx, job, job.Output("masks"), in.NumShards(), func(ctx context.Context, shard int) ([]MaskRow, error) {
 					images, err := pipeline.ReadShard[ImageRow](in, shard)
@@ -82,15 +89,14 @@ func newSegmenter(p *maskParams) (Segmenter, error) {
 	case "landmarks":
 		return landmarkMask{scale: p.HeadScale}, nil
 	case "grounded-sam2":
-		for _, f := range []string{p.GroundingModel, p.SAMModel} {
-			if _, err := os.Stat(f); err != nil {
-				return nil, fmt.Errorf("mask backend grounded-sam2: %w", err)
-			}
-		}
-		return nil, fmt.Errorf("mask backend grounded-sam2: the ONNX adapter is not built yet; use groundtruth or landmarks")
+		return newGroundedSAM(p)
 	}
 	return nil, fmt.Errorf("unknown mask backend %q", p.Backend)
 }
+
+// RowFailure makes MaskRow a pipeline.FailedRow: an image the backend found no subject in
+// (errNoSubject) fails the same way on a rerun, so it is never transient.
+func (r MaskRow) RowFailure() (reason string, transient bool) { return r.Error, false }
 
 func maskRow(ctx context.Context, seg Segmenter, backend string, im ImageRow) (MaskRow, error) {
 	row := MaskRow{ID: im.ID, Backend: backend, Width: im.Width, Height: im.Height}

@@ -2,7 +2,6 @@ package sdxl
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -10,10 +9,8 @@ import (
 )
 
 // ProvidersEnv names the environment variable that chooses the ONNX Runtime execution providers
-// the family runs its sessions with when Options.Providers is empty: a comma-separated list in
-// ort.ParseProvider's syntax, most preferred first, e.g. "cuda:0,cpu" or "tensorrt,cuda,cpu".
-// Unset means CPU only.
-const ProvidersEnv = "COCOFLOW_ORT_PROVIDERS"
+// the family runs its sessions with when Options.Providers is empty (see ort.ProvidersEnv).
+const ProvidersEnv = ort.ProvidersEnv
 
 // Options configure how an export runs.
 type Options struct {
@@ -29,17 +26,11 @@ func (o Options) withEnv() (Options, error) {
 	if len(o.Providers) > 0 {
 		return o, nil
 	}
-	v := strings.TrimSpace(os.Getenv(ProvidersEnv))
-	if v == "" {
-		return o, nil
+	ps, err := ort.EnvProviders()
+	if err != nil {
+		return o, fmt.Errorf("sdxl: %w", err)
 	}
-	for _, f := range strings.Split(v, ",") {
-		p, err := ort.ParseProvider(f)
-		if err != nil {
-			return o, fmt.Errorf("sdxl: %s=%q: %w", ProvidersEnv, v, err)
-		}
-		o.Providers = append(o.Providers, p)
-	}
+	o.Providers = ps
 	return o, nil
 }
 
