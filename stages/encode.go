@@ -21,12 +21,12 @@ type encodeParams struct {
 func init() {
 	pipeline.Register(pipeline.Spec[encodeParams]{
 		Name:    "encode",
-		Version: "1",
+		Version: "2", // 2: an image whose mask row has an error is a latent row with that error (it stopped the stage)
 		Doc: "Maps images to latents with the family's autoencoder, masks to latent resolution, and " +
 			"captions to token ids with the family's tokenizer, recording the token position of the " +
 			"concept word. A caption whose concept word is missing or would be truncated away (no room " +
 			"left to insert a pseudo-word before it) is kept as a row with error set and counted, not " +
-			"crashed on.",
+			"crashed on; so is an image whose mask row has an error (a latent row with that error).",
 		Inputs: []pipeline.Port{
 			{Name: "images", Doc: "ingest output"},
 			{Name: "captions", Doc: "caption output"},
@@ -67,7 +67,7 @@ func (e *encoder) Run(ctx context.Context, job *pipeline.Job) error {
 	if captions.NumShards() != n || masks.NumShards() != n {
 		return fmt.Errorf("inputs are not shard-aligned: images %d, captions %d, masks %d shards (they must come from one ingest)", n, captions.NumShards(), masks.NumShards())
 	}
-	var skipped atomic.Int64
+	var skipped, noMask atomic.Int64
 	err := pipeline.MapShards(ctx, job, job.Output("latents"), n, func(ctx context.Context, shard int) ([]LatentRow, error) {
 		ims, err := pipeline.ReadShard[ImageRow](images, shard)
 		if err != nil {
@@ -86,6 +86,13 @@ func (e *encoder) Run(ctx context.Context, job *pipeline.Job) error {
 			m, ok := maskOf[im.ID]
 			if !ok {
 				return nil, fmt.Errorf("image %s has no row in the masks input (shard %d)", im.ID, shard)
+			}
+			if m.Error != "" || len(m.Mask) == 0 {
+				// The mask stage kept the image as a row with its error (no box passed, say):
+				// the image goes on as a row without a latent, skipped by triplets and counted.
+				rows = append(rows, LatentRow{ID: im.ID, Family: e.family, Error: "no subject mask: " + m.Error})
+				noMask.Add(1)
+				continue
 			}
 			row, err := e.latent(im, m)
 			if err != nil {
@@ -112,6 +119,10 @@ func (e *encoder) Run(ctx context.Context, job *pipeline.Job) error {
 		}
 		return rows, nil
 	})
+	if n := noMask.Load(); n > 0 {
+		job.Log.Warn("images without a subject mask have no latent (see the error column of latents)", "count", n)
+		job.Record("images_without_mask", n)
+	}
 	if n := skipped.Load(); n > 0 {
 		job.Log.Warn("captions skipped (see the error column of tokens)", "count", n)
 		job.Record("captions_skipped", n)
@@ -129,9 +140,6 @@ func (e *encoder) latent(im ImageRow, m MaskRow) (LatentRow, error) {
 		return LatentRow{}, err
 	}
 	row := LatentRow{ID: im.ID, Family: e.family, Shape: toInt32(shape), Latent: lat}
-	if m.Error != "" || len(m.Mask) == 0 {
-		return LatentRow{}, fmt.Errorf("no subject mask (%s)", m.Error)
-	}
 	mask, err := imageio.DecodeMask(m.Mask)
 	if err != nil {
 		return LatentRow{}, fmt.Errorf("mask: %w", err)

@@ -195,3 +195,46 @@ func TestGroundedSAM2EmptyMaskIsARowFailure(t *testing.T) {
 		t.Fatalf("empty box: err = %v, want errNoSubject naming the box", err)
 	}
 }
+
+// An image whose mask row has an error goes on as a latent row with that error and no latent,
+// and triplets skips it and counts it: one image without a subject does not stop prep.
+func TestNoMaskImagesSkippedDownstream(t *testing.T) {
+	cfg := groundedConfig(t, 4, ", box_threshold: 1") + `  - id: caption
+    uses: caption
+    inputs: {images: ingest}
+  - id: encode
+    uses: encode
+    inputs: {images: ingest, captions: caption, masks: mask}
+  - id: triplets
+    uses: triplets
+    inputs: {images: ingest, latents: encode.latents, tokens: encode.tokens}
+`
+	dir := t.TempDir()
+	rm, err := runWith(t, dir, cfg, pipeline.Options{MaxFailedShare: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lats := readAll[LatentRow](t, filepath.Join(dir, "g", "encode", "latents"))
+	if len(lats) != 4 {
+		t.Fatalf("%d latent rows, want one per image (4)", len(lats))
+	}
+	for _, l := range lats {
+		if !strings.HasPrefix(l.Error, "no subject mask: ") || !strings.Contains(l.Error, "no box passes") || len(l.Latent) != 0 {
+			t.Errorf("latent row %s: error %q, %d values", l.ID, l.Error, len(l.Latent))
+		}
+	}
+	if n := len(readAll[TripletRow](t, filepath.Join(dir, "g", "triplets", "triplets"))); n != 0 {
+		t.Errorf("%d triplets from images without a mask", n)
+	}
+	counted := map[string]any{}
+	for _, s := range rm.Stages {
+		for k, v := range s.Records {
+			counted[s.ID+"."+k] = v
+		}
+	}
+	for _, k := range []string{"encode.images_without_mask", "triplets.images_without_latent"} {
+		if fmt.Sprint(counted[k]) != "4" {
+			t.Errorf("%s = %v, want 4 (records: %v)", k, counted[k], counted)
+		}
+	}
+}

@@ -109,6 +109,10 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 		if _, ok := in.split[r.ID]; !ok {
 			return fmt.Errorf("%s: no such image in %s (inputs from different preps?)", where, in.images.Dir)
 		}
+		if r.Error != "" { // no subject mask, hence no latent
+			skipped++
+			return nil
+		}
 		if !equalInts(r.Shape, cfg.LatentShape) || len(r.Latent) != cfg.LatentSize() {
 			return fmt.Errorf("%s: latent of shape %v with %d values, the generator wants shape %v (%d values): encode with the tiny family",
 				where, r.Shape, len(r.Latent), cfg.LatentShape, cfg.LatentSize())

@@ -54,6 +54,7 @@ type LatentRow struct {
 	Latent    []float32 `parquet:"latent,list"`     // row-major latent values
 	MaskShape []int32   `parquet:"mask_shape,list"` // [h w] of the latent-resolution mask
 	Mask      []float32 `parquet:"mask,list"`       // subject fraction per latent cell, in [0, 1]
+	Error     string    `parquet:"error"`           // why the image has no latent (its mask row's error), "" when it has one
 }
 
 // TokenRow is one caption tokenized for a family's text encoder (output "tokens" of encode).

@@ -17,11 +17,11 @@ type tripletParams struct {
 func init() {
 	pipeline.Register(pipeline.Spec[tripletParams]{
 		Name:    "triplets",
-		Version: "1",
+		Version: "2", // 2: latent rows with an error are skipped and counted
 		Doc: "Joins latents, masks and tokenized captions into CoCoIns training rows: the image latent " +
 			"x, its latent-resolution subject mask m, two different captions P1, P2 with their concept " +
 			"positions i, j (paper §3.3). The identity is kept for metrics only. Images with fewer than " +
-			"two usable captions are skipped and counted.",
+			"two usable captions, or without a latent (no subject mask), are skipped and counted.",
 		Inputs: []pipeline.Port{
 			{Name: "images", Doc: "ingest output (identity, class)"},
 			{Name: "latents", Doc: "encode.latents"},
@@ -39,7 +39,7 @@ func runTriplets(ctx context.Context, job *pipeline.Job, p *tripletParams) error
 	if latents.NumShards() != n || tokens.NumShards() != n {
 		return fmt.Errorf("inputs are not shard-aligned: images %d, latents %d, tokens %d shards (they must come from one ingest)", n, latents.NumShards(), tokens.NumShards())
 	}
-	var skipped atomic.Int64
+	var skipped, noLatent atomic.Int64
 	err := pipeline.MapShards(ctx, job, job.Output("triplets"), n, func(ctx context.Context, shard int) ([]TripletRow, error) {
 		ims, err := pipeline.ReadShard[ImageRow](images, shard)
 		if err != nil {
@@ -69,6 +69,10 @@ func runTriplets(ctx context.Context, job *pipeline.Job, p *tripletParams) error
 			if !ok {
 				return nil, fmt.Errorf("image %s has no latent in shard %d of %s", im.ID, shard, latents.Dir)
 			}
+			if lat.Error != "" {
+				noLatent.Add(1)
+				continue
+			}
 			caps := capsOf[im.ID]
 			pairs := captionPairs(caps, p.Pairs)
 			if len(pairs) == 0 {
@@ -94,6 +98,10 @@ func runTriplets(ctx context.Context, job *pipeline.Job, p *tripletParams) error
 	if n := skipped.Load(); n > 0 {
 		job.Log.Warn("images without two usable captions were skipped", "count", n)
 		job.Record("images_skipped", n)
+	}
+	if n := noLatent.Load(); n > 0 {
+		job.Log.Warn("images without a latent (no subject mask) were skipped", "count", n)
+		job.Record("images_without_latent", n)
 	}
 	return err
 }
