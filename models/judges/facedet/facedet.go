@@ -1,0 +1,127 @@
+// Package facedet holds what the face judges' detectors share: a float RGB image buffer with
+// OpenCV's bilinear resize and affine warp (the operations insightface and UltraFace run
+// through cv2), the Face a detector returns, the Detector interface, greedy NMS, and the
+// choice of one face per image.
+//
+// Coordinates follow OpenCV: pixel (x, y) has its centre at (x, y), so a box from x1 to x2
+// covers the pixels whose centres lie between them.
+package facedet
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// Face is one detected face in the pixel coordinates of the image it was found in.
+type Face struct {
+	Box   [4]float32 // x1, y1, x2, y2
+	Score float32
+	// Landmarks are the five points insightface's detectors return (left eye, right eye,
+	// nose tip, left and right mouth corner, as the image shows them), or nil for a detector
+	// without landmarks.
+	Landmarks [][2]float32
+}
+
+// Area is the box's (x2−x1)·(y2−y1).
+func (f Face) Area() float32 { return (f.Box[2] - f.Box[0]) * (f.Box[3] - f.Box[1]) }
+
+// Detector finds the faces of an image.
+type Detector interface {
+	// Detect returns the faces of img after thresholding and NMS, highest score first. An
+	// error is for a broken model, never for an image without faces.
+	Detect(img *RGB) ([]Face, error)
+	Close() error
+}
+
+// NMS is greedy non-maximum suppression over faces sorted by descending score: a face is kept
+// unless its intersection over union with a kept face exceeds thresh. offset is added to
+// every width and height (insightface's SCRFD uses 1, as pixel-inclusive boxes; UltraFace 0);
+// eps is added to the union (UltraFace's 1e-5; insightface 0). Faces that overlap by exactly
+// thresh are kept, as both references do.
+func NMS(faces []Face, thresh, offset, eps float32) []Face {
+	if !sort.SliceIsSorted(faces, func(i, j int) bool { return faces[i].Score > faces[j].Score }) {
+		panic("facedet.NMS: faces not sorted by descending score")
+	}
+	area := func(b [4]float32) float32 {
+		return max(0, b[2]-b[0]+offset) * max(0, b[3]-b[1]+offset)
+	}
+	var keep []Face
+	removed := make([]bool, len(faces))
+	for i := range faces {
+		if removed[i] {
+			continue
+		}
+		a := faces[i].Box
+		keep = append(keep, faces[i])
+		for j := i + 1; j < len(faces); j++ {
+			if removed[j] {
+				continue
+			}
+			b := faces[j].Box
+			w := max(0, min(a[2], b[2])-max(a[0], b[0])+offset)
+			h := max(0, min(a[3], b[3])-max(a[1], b[1])+offset)
+			inter := w * h
+			if inter/(area(a)+area(b)-inter+eps) > thresh {
+				removed[j] = true
+			}
+		}
+	}
+	return keep
+}
+
+// SortByScore sorts faces by descending score (stable, so equal scores keep their order).
+func SortByScore(faces []Face) {
+	slices.SortStableFunc(faces, func(a, b Face) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		}
+		return 0
+	})
+}
+
+// Selection names how a judge picks the one face of an image it scores.
+type Selection string
+
+const (
+	// Largest picks the face of largest box area (insightface's metric "max").
+	Largest Selection = "largest"
+	// Central picks by insightface's default metric: area − 2·(squared distance of the box
+	// centre from the image centre), favouring large faces near the middle.
+	Central Selection = "central"
+)
+
+// ParseSelection reads a selection as a config writes it; "" is Largest.
+func ParseSelection(s string) (Selection, error) {
+	switch Selection(s) {
+	case "", Largest:
+		return Largest, nil
+	case Central:
+		return Central, nil
+	}
+	return "", fmt.Errorf("face selection %q: want %q or %q", s, Largest, Central)
+}
+
+// Select returns the index of the face sel picks among faces of a w×h image, or −1 when there
+// are none. Ties go to the earlier (higher-scoring) face.
+func Select(faces []Face, w, h int, sel Selection) int {
+	best, bestV := -1, math.Inf(-1)
+	// insightface: img_center = img.shape[0] // 2, img.shape[1] // 2 (integer halves).
+	cx, cy := float64(w/2), float64(h/2)
+	for i, f := range faces {
+		v := float64(f.Area())
+		if sel == Central {
+			dx := float64(f.Box[0]+f.Box[2])/2 - cx
+			dy := float64(f.Box[1]+f.Box[3])/2 - cy
+			v -= 2 * (dx*dx + dy*dy)
+		}
+		if v > bestV {
+			best, bestV = i, v
+		}
+	}
+	return best
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Writes the signature fixtures of models/judges/insightface (Debian's python3, torch 1.13, onnx 1.12).
+
+    /usr/bin/python3 tools/face_fixtures.py [models/judges/insightface/testdata]
+
+Tiny random-weight stand-ins (fixed seed) for insightface's buffalo_l pack, with the real
+exports' names, dtypes, dynamic axes and output order:
+
+  buffalo_l/det_10g.onnx    SCRFD-10GF: input "input.1" float32 [1,3,?,?] (height and width
+                            dynamic), nine outputs in insightface's order, scores of strides
+                            8/16/32 ("448","471","494": [?,1], sigmoid), boxes ("451","474",
+                            "497": [?,4], distances in stride units), keypoints ("454","477",
+                            "500": [?,10]); rows are anchors, (row·W + col)·2 + anchor.
+  buffalo_l/w600k_r50.onnx  ArcFace r50: input "input.1" float32 [None,3,112,112], output "683"
+                            float32 [None,512], not normalised.
+  scrfd_640.onnx            the same detector exported at a fixed 640×640 input (the other
+                            export users have: outputs [12800,1], [3200,1], [800,1], ...).
+  reference.json            torch outputs for fixed inputs, to compare ONNX Runtime against:
+                            "det": every output on pattern [1,3,64,96] in full; "det640": the
+                            640 model on pattern [1,3,640,640], each output's sum and first
+                            32 values; "rec": the [2,512] output on pattern [2,3,112,112] with
+                            the second image negated. Tensors are raw little-endian float32,
+                            base64; the pattern is x[n,c,y,x] = 127.5·sin(0.05·x + 0.09·y + c)/128.
+"""
+
+import base64
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+STRIDES = (8, 16, 32)
+ANCHORS = 2
+SCORE_NAMES = ["448", "471", "494"]
+BOX_NAMES = ["451", "474", "497"]
+KPS_NAMES = ["454", "477", "500"]
+DET_OUTPUTS = SCORE_NAMES + BOX_NAMES + KPS_NAMES
+
+
+class TinySCRFD(nn.Module):
+    """A five-level stride-2 conv stack; levels 3, 4, 5 (strides 8, 16, 32) carry the
+    score/box/keypoint heads as SCRFD's do, flattened anchor-major as its export does."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(4, 4, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(4, width, 3, 2, 1), nn.ReLU())
+        self.down = nn.ModuleList([nn.Conv2d(width, width, 3, 2, 1) for _ in range(2)])
+        self.cls = nn.ModuleList([nn.Conv2d(width, ANCHORS, 1) for _ in STRIDES])
+        self.reg = nn.ModuleList([nn.Conv2d(width, ANCHORS * 4, 1) for _ in STRIDES])
+        self.kps = nn.ModuleList([nn.Conv2d(width, ANCHORS * 10, 1) for _ in STRIDES])
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for d in self.down:
+            feats.append(torch.relu(d(feats[-1])))
+        scores, boxes, kpss = [], [], []
+        for i, f in enumerate(feats):
+            scores.append(torch.sigmoid(self.cls[i](f)).permute(0, 2, 3, 1).reshape(-1, 1))
+            boxes.append(self.reg[i](f).permute(0, 2, 3, 1).reshape(-1, 4))
+            kpss.append(self.kps[i](f).permute(0, 2, 3, 1).reshape(-1, 10))
+        return tuple(scores + boxes + kpss)
+
+
+class TinyArcFace(nn.Module):
+    """112×112 face crop -> 512-d identity feature (unnormalised, as w600k_r50's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1), nn.PReLU(8),
+            nn.Conv2d(8, 8, 3, 2, 1), nn.PReLU(8),
+            nn.AvgPool2d(7))
+        self.fc = nn.Linear(8 * 4 * 4, 512)
+        self.bn = nn.BatchNorm1d(512)
+
+    def forward(self, x):
+        return self.bn(self.fc(self.body(x).flatten(1)))
+
+
+def pattern(n, h, w):
+    c = np.arange(3, dtype=np.float64)[:, None, None]
+    y = np.arange(h, dtype=np.float64)[None, :, None]
+    x = np.arange(w, dtype=np.float64)[None, None, :]
+    p = 127.5 * np.sin(0.05 * x + 0.09 * y + c) / 128
+    return np.broadcast_to(p, (n, 3, h, w)).astype(np.float32).copy()
+
+
+def enc(a):
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def export(model, args, path, inputs, outputs, dynamic):
+    """Exports with stand-in names and renames the graph's values afterwards: torch refuses
+    the numeric value names ("448", "683") the real exports carry."""
+    alias = {n: "v_" + n if n.isdigit() else n for n in inputs + outputs}
+    dyn = None if dynamic is None else {alias[k]: v for k, v in dynamic.items()}
+    torch.onnx.export(model, args, path, opset_version=11, input_names=[alias[n] for n in inputs],
+                      output_names=[alias[n] for n in outputs], dynamic_axes=dyn, do_constant_folding=True)
+    back = {a: n for n, a in alias.items() if a != n}
+    m = onnx.load(path)
+    g = m.graph
+    for vi in g.output:
+        # A reshape to (-1, C) leaves C symbolic; the real exports declare it.
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) == 2 and dims[1].dim_param:
+            c = 1 if back.get(vi.name, vi.name) in SCORE_NAMES else 4 if back.get(vi.name, vi.name) in BOX_NAMES else 10
+            dims[1].dim_value = c
+    for node in g.node:
+        node.input[:] = [back.get(v, v) for v in node.input]
+        node.output[:] = [back.get(v, v) for v in node.output]
+    for vi in list(g.input) + list(g.output):
+        vi.name = back.get(vi.name, vi.name)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "models/judges/insightface/testdata"
+    pack = os.path.join(out, "buffalo_l")
+    os.makedirs(pack, exist_ok=True)
+    torch.manual_seed(17)
+    det = TinySCRFD().eval()
+    rec = TinyArcFace().eval()
+    with torch.no_grad():
+        rec.bn.running_mean.uniform_(-0.1, 0.1)
+        rec.bn.running_var.uniform_(0.5, 1.5)
+
+    dyn = {"input.1": {2: "?", 3: "?"}}
+    for name in DET_OUTPUTS:
+        dyn[name] = {0: "?"}
+    export(det, torch.zeros(1, 3, 64, 64), os.path.join(pack, "det_10g.onnx"), ["input.1"], DET_OUTPUTS, dyn)
+    export(det, torch.zeros(1, 3, 640, 640), os.path.join(out, "scrfd_640.onnx"), ["input.1"], DET_OUTPUTS, None)
+    export(rec, torch.zeros(1, 3, 112, 112), os.path.join(pack, "w600k_r50.onnx"), ["input.1"], ["683"],
+           {"input.1": {0: "None"}, "683": {0: "None"}})
+
+    ref = {"torch": torch.__version__}
+    with torch.no_grad():
+        x = pattern(1, 64, 96)
+        ys = det(torch.from_numpy(x))
+        ref["det"] = {"input": [1, 3, 64, 96], "outputs": {n: enc(y.numpy()) for n, y in zip(DET_OUTPUTS, ys)}}
+        ys = det(torch.from_numpy(pattern(1, 640, 640)))
+        ref["det640"] = {n: {"shape": list(y.shape), "sum": float(y.double().sum()),
+                             "first": [float(v) for v in y.flatten()[:32]]}
+                         for n, y in zip(DET_OUTPUTS, ys)}
+        x = pattern(2, 112, 112)
+        x[1] = -x[1]
+        ref["rec"] = {"input": [2, 3, 112, 112], "output": enc(rec(torch.from_numpy(x)).numpy())}
+    with open(os.path.join(out, "reference.json"), "w") as f:
+        json.dump(ref, f)
+
+
+if __name__ == "__main__":
+    main()
