@@ -21,6 +21,10 @@ exports' names, dtypes, dynamic axes and output order:
                             32 values; "rec": the [2,512] output on pattern [2,3,112,112] with
                             the second image negated. Tensors are raw little-endian float32,
                             base64; the pattern is x[n,c,y,x] = 127.5·sin(0.05·x + 0.09·y + c)/128.
+                            "detect320": insightface's SCRFD.detect (threshold 0.5, NMS 0.4),
+                            written out in numpy, on the 320×320 RGB image
+                            (7x + 13y + 50c + (x·y mod 31)) mod 256 with a 320 input: the kept
+                            boxes+scores [K,5] and keypoints [K,5,2], best first.
 """
 
 import base64
@@ -92,6 +96,57 @@ def pattern(n, h, w):
     return np.broadcast_to(p, (n, 3, h, w)).astype(np.float32).copy()
 
 
+def test_image(h, w):
+    """An RGB uint8 image from integers alone, so that Go builds the same pixels."""
+    y, x, c = np.meshgrid(np.arange(h), np.arange(w), np.arange(3), indexing="ij")
+    return ((x * 7 + y * 13 + c * 50 + (x * y) % 31) % 256).astype(np.uint8)
+
+
+def detect_reference(det, img, thresh=0.5, nms_thresh=0.4):
+    """SCRFD.detect of insightface written out in numpy for an image already at the detector
+    input size (so det_scale is 1 and no resize happens): blob, decode per stride, sort by
+    score (ties in anchor order), NMS with +1 areas. Returns boxes+scores [K,5] and keypoints [K,5,2]."""
+    h, w, _ = img.shape
+    blob = ((img.astype(np.float32) - 127.5) / 128).transpose(2, 0, 1)[None]  # RGB planes
+    outs = [o.numpy() for o in det(torch.from_numpy(np.ascontiguousarray(blob)))]
+    scores, boxes, kpss = [], [], []
+    for i, stride in enumerate(STRIDES):
+        fh, fw = h // stride, w // stride
+        yy, xx = np.mgrid[:fh, :fw]
+        centres = np.stack([xx, yy], -1).reshape(-1, 2).astype(np.float32) * stride
+        centres = np.repeat(centres, ANCHORS, axis=0)
+        sc = outs[i][:, 0]
+        d = outs[i + 3] * stride
+        k = outs[i + 6] * stride
+        keep = np.where(sc >= thresh)[0]
+        b = np.stack([centres[:, 0] - d[:, 0], centres[:, 1] - d[:, 1],
+                      centres[:, 0] + d[:, 2], centres[:, 1] + d[:, 3]], -1)
+        kp = np.stack([centres[:, j % 2] + k[:, j] for j in range(10)], -1).reshape(-1, 5, 2)
+        scores.append(sc[keep])
+        boxes.append(b[keep])
+        kpss.append(kp[keep])
+    # insightface sorts twice, in detect and again in nms, each time argsort()[::-1]; with a
+    # stable sort (ties among the float32 scores of random heads are common) two reversals
+    # leave tied anchors in anchor order.
+    scores = np.concatenate(scores)
+    order = scores.argsort(kind="stable")[::-1]
+    dets = np.hstack([np.concatenate(boxes), scores[:, None]]).astype(np.float32)[order]
+    kpss = np.concatenate(kpss)[order]
+    x1, y1, x2, y2 = dets[:, 0], dets[:, 1], dets[:, 2], dets[:, 3]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    rest, keep = dets[:, 4].argsort(kind="stable")[::-1], []
+    while rest.size:
+        i = rest[0]
+        keep.append(i)
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest[1:]]) - np.maximum(x1[i], x1[rest[1:]]) + 1)
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest[1:]]) - np.maximum(y1[i], y1[rest[1:]]) + 1)
+        inter = iw * ih
+        ovr = inter / (areas[i] + areas[rest[1:]] - inter)
+        rest = rest[1:][ovr <= nms_thresh]
+    keep = np.array(keep, dtype=np.int64)
+    return dets[keep], kpss[keep]
+
+
 def enc(a):
     a = np.ascontiguousarray(a, dtype="<f4")
     return {"shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
@@ -130,6 +185,12 @@ def main():
     det = TinySCRFD().eval()
     rec = TinyArcFace().eval()
     with torch.no_grad():
+        # Trained SCRFD heads give positive distances of a few strides and few confident
+        # anchors; biases make the random heads do the same, so boxes are real boxes.
+        for r in det.reg:
+            r.bias.uniform_(1.0, 3.0)
+        for c in det.cls:
+            c.bias.uniform_(-0.5, 0.5)
         rec.bn.running_mean.uniform_(-0.1, 0.1)
         rec.bn.running_var.uniform_(0.5, 1.5)
 
@@ -152,6 +213,8 @@ def main():
                          for n, y in zip(DET_OUTPUTS, ys)}
         x = pattern(2, 112, 112)
         x[1] = -x[1]
+        dets, kpss = detect_reference(det, test_image(320, 320))
+        ref["detect320"] = {"dets": enc(dets), "kps": enc(kpss)}
         ref["rec"] = {"input": [2, 3, 112, 112], "output": enc(rec(torch.from_numpy(x)).numpy())}
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(ref, f)

@@ -35,17 +35,38 @@ type Detector interface {
 	Close() error
 }
 
+// Overlap is how a detector's NMS measures the intersection over union of two boxes.
+type Overlap struct {
+	// Offset is added to every width and height (pixel-inclusive boxes).
+	Offset float32
+	// Eps is added to the union.
+	Eps float32
+}
+
+// The two references' overlaps: insightface's SCRFD.nms and UltraFace's hard_nms (iou_of).
+// UltraFace also clamps box sides at 0 before taking areas; that changes no decision (a box
+// with a negative side has no intersection, so its IoU is 0 or NaN, never above a threshold,
+// either way), so both measure areas unclamped here.
+var (
+	InsightFaceOverlap = Overlap{Offset: 1}
+	UltraFaceOverlap   = Overlap{Eps: 1e-5}
+)
+
+// IoU is the intersection over union of boxes a and b measured as o says.
+func (o Overlap) IoU(a, b [4]float32) float32 {
+	area := func(b [4]float32) float32 { return (b[2] - b[0] + o.Offset) * (b[3] - b[1] + o.Offset) }
+	w := max(0, min(a[2], b[2])-max(a[0], b[0])+o.Offset)
+	h := max(0, min(a[3], b[3])-max(a[1], b[1])+o.Offset)
+	inter := w * h
+	return inter / (area(a) + area(b) - inter + o.Eps)
+}
+
 // NMS is greedy non-maximum suppression over faces sorted by descending score: a face is kept
-// unless its intersection over union with a kept face exceeds thresh. offset is added to
-// every width and height (insightface's SCRFD uses 1, as pixel-inclusive boxes; UltraFace 0);
-// eps is added to the union (UltraFace's 1e-5; insightface 0). Faces that overlap by exactly
-// thresh are kept, as both references do.
-func NMS(faces []Face, thresh, offset, eps float32) []Face {
+// unless its IoU (measured as o says) with a kept face exceeds thresh. Faces that overlap by
+// exactly thresh are kept, as both references do. It panics on unsorted faces.
+func NMS(faces []Face, thresh float32, o Overlap) []Face {
 	if !sort.SliceIsSorted(faces, func(i, j int) bool { return faces[i].Score > faces[j].Score }) {
 		panic("facedet.NMS: faces not sorted by descending score")
-	}
-	area := func(b [4]float32) float32 {
-		return max(0, b[2]-b[0]+offset) * max(0, b[3]-b[1]+offset)
 	}
 	var keep []Face
 	removed := make([]bool, len(faces))
@@ -53,17 +74,9 @@ func NMS(faces []Face, thresh, offset, eps float32) []Face {
 		if removed[i] {
 			continue
 		}
-		a := faces[i].Box
 		keep = append(keep, faces[i])
 		for j := i + 1; j < len(faces); j++ {
-			if removed[j] {
-				continue
-			}
-			b := faces[j].Box
-			w := max(0, min(a[2], b[2])-max(a[0], b[0])+offset)
-			h := max(0, min(a[3], b[3])-max(a[1], b[1])+offset)
-			inter := w * h
-			if inter/(area(a)+area(b)-inter+eps) > thresh {
+			if !removed[j] && o.IoU(faces[i].Box, faces[j].Box) > thresh {
 				removed[j] = true
 			}
 		}
@@ -71,7 +84,8 @@ func NMS(faces []Face, thresh, offset, eps float32) []Face {
 	return keep
 }
 
-// SortByScore sorts faces by descending score (stable, so equal scores keep their order).
+// SortByScore sorts faces by descending score; equal scores keep their order (insightface's
+// SCRFD sorts twice with argsort()[::-1], which for a stable sort leaves ties in order).
 func SortByScore(faces []Face) {
 	slices.SortStableFunc(faces, func(a, b Face) int {
 		switch {

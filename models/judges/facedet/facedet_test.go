@@ -16,20 +16,27 @@ func TestNMS(t *testing.T) {
 		// Overlaps the third: intersection 6·11 = 66, union 121+121−66 = 176: IoU 0.375, kept.
 		{Box: [4]float32{25, 20, 35, 30}, Score: 0.6},
 	}
-	got := NMS(faces, 0.4, 1, 0)
+	got := NMS(faces, 0.4, InsightFaceOverlap)
 	if len(got) != 3 || got[0].Score != 0.9 || got[1].Score != 0.7 || got[2].Score != 0.6 {
 		t.Fatalf("NMS kept %v, want the faces scoring 0.9, 0.7, 0.6", got)
 	}
-	// Without the +1 the last pair overlaps 5·10 = 50 over 150: IoU 1/3; a threshold of
-	// exactly 1/3 keeps it (both references drop only IoU > threshold), a lower one drops it.
+	// Without the +1 the last pair overlaps 5·10 = 50 over 150 (+1e-5): IoU just under 1/3;
+	// a threshold of 1/3 keeps it (both references drop only IoU > threshold), 0.33 drops it.
 	pair := faces[2:]
-	if n := len(NMS(pair, 1.0/3, 0, 0)); n != 2 {
+	if n := len(NMS(pair, 1.0/3, UltraFaceOverlap)); n != 2 {
 		t.Errorf("IoU exactly at the threshold: kept %d, want 2", n)
 	}
-	if n := len(NMS(pair, 0.33, 0, 0)); n != 1 {
+	if n := len(NMS(pair, 0.33, UltraFaceOverlap)); n != 1 {
 		t.Errorf("IoU above the threshold: kept %d, want 1", n)
 	}
-	if got := NMS(nil, 0.4, 1, 0); len(got) != 0 {
+	// An inverted box neither suppresses nor is suppressed.
+	inv := []Face{{Box: [4]float32{5, 5, 1, 1}, Score: 0.9}, {Box: [4]float32{0, 0, 6, 6}, Score: 0.8}}
+	for _, o := range []Overlap{InsightFaceOverlap, UltraFaceOverlap} {
+		if n := len(NMS(inv, 0.1, o)); n != 2 {
+			t.Errorf("%+v: an inverted box changed NMS (kept %d of 2)", o, n)
+		}
+	}
+	if got := NMS(nil, 0.4, InsightFaceOverlap); len(got) != 0 {
 		t.Errorf("NMS(nil) = %v", got)
 	}
 }

@@ -162,3 +162,21 @@ func TestBoxCrop(t *testing.T) {
 		t.Errorf("corner crop: top-left %g (want 0), bottom-right %g (want 200)", c.Pix[0], c.Pix[3*(111*112+111)])
 	}
 }
+
+func TestFit(t *testing.T) {
+	cases := []struct {
+		w, h, inW, inH, nw, nh int
+		scale                  float32
+	}{
+		{1000, 500, 640, 640, 640, 320, 0.64},
+		{300, 600, 640, 640, 320, 640, 640.0 / 600},
+		{1023, 767, 640, 640, 640, 479, 479.0 / 767}, // int() truncates 479.87
+		{640, 640, 640, 640, 640, 640, 1},
+	}
+	for _, c := range cases {
+		nw, nh, s := fit(c.w, c.h, c.inW, c.inH)
+		if nw != c.nw || nh != c.nh || s != c.scale {
+			t.Errorf("fit(%dx%d into %dx%d) = %dx%d scale %g, want %dx%d scale %g", c.w, c.h, c.inW, c.inH, nw, nh, s, c.nw, c.nh, c.scale)
+		}
+	}
+}

@@ -40,6 +40,10 @@ type reference struct {
 		Sum   float64   `json:"sum"`
 		First []float64 `json:"first"`
 	} `json:"det640"`
+	Detect320 struct {
+		Dets tensor `json:"dets"`
+		Kps  tensor `json:"kps"`
+	} `json:"detect320"`
 	Rec struct {
 		Output tensor `json:"output"`
 	} `json:"rec"`
@@ -161,6 +165,69 @@ func TestSCRFDFixtureMatchesTorch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSCRFDDetectMatchesReference compares Detect on the fixture with insightface's
+// SCRFD.detect written out in numpy by tools/face_fixtures.py: the same faces in the same
+// order (up to swaps of near-ties).
+func TestSCRFDDetectMatchesReference(t *testing.T) {
+	initORT(t)
+	ref := loadReference(t)
+	d, err := OpenSCRFD(filepath.Join(pack, DetectorFile), ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.w, d.h = 320, 320
+	img := image.NewNRGBA(image.Rect(0, 0, 320, 320))
+	for y := range 320 {
+		for x := range 320 {
+			for c := range 3 {
+				img.Pix[y*img.Stride+4*x+c] = uint8((x*7 + y*13 + c*50 + (x*y)%31) % 256)
+			}
+			img.Pix[y*img.Stride+4*x+3] = 255
+		}
+	}
+	faces, err := d.Detect(facedet.FromImage(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dets, kps := ref.Detect320.Dets.floats(t), ref.Detect320.Kps.floats(t)
+	if len(faces) != len(dets)/5 || len(faces) == 0 {
+		t.Fatalf("Detect kept %d faces, the reference %d", len(faces), len(dets)/5)
+	}
+	// Scores of ONNX Runtime and torch differ in the last bits, so two faces whose scores
+	// nearly tie may swap places: each face must match a reference face at most 4 places away.
+	used := make([]bool, len(faces))
+	for i, f := range faces {
+		match := -1
+		for j := max(0, i-4); j < min(len(faces), i+5) && match < 0; j++ {
+			if !used[j] && sameFace(f, dets[5*j:5*j+5], kps[10*j:10*j+10]) {
+				match = j
+			}
+		}
+		if match < 0 {
+			t.Fatalf("face %d (%v, score %g) matches no reference face near its rank", i, f.Box, f.Score)
+		}
+		used[match] = true
+	}
+}
+
+func sameFace(f facedet.Face, det, kps []float32) bool {
+	if math.Abs(float64(f.Score-det[4])) > 1e-5 {
+		return false
+	}
+	for k := range 4 {
+		if math.Abs(float64(f.Box[k]-det[k])) > 1e-3 {
+			return false
+		}
+	}
+	for k := range 10 {
+		if math.Abs(float64(f.Landmarks[k/2][k%2]-kps[k])) > 1e-3 {
+			return false
+		}
+	}
+	return true
 }
 
 func TestArcFaceFixtureMatchesTorch(t *testing.T) {

@@ -104,18 +104,7 @@ func (d *SCRFD) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 	if img.W == 0 || img.H == 0 {
 		return nil, nil
 	}
-	imRatio := float64(img.H) / float64(img.W)
-	modelRatio := float64(d.h) / float64(d.w)
-	var nw, nh int
-	if imRatio > modelRatio {
-		nh = d.h
-		nw = int(float64(nh) / imRatio)
-	} else {
-		nw = d.w
-		nh = int(float64(nw) * imRatio)
-	}
-	nw, nh = max(nw, 1), max(nh, 1)
-	scale := float32(nh) / float32(img.H)
+	nw, nh, scale := fit(img.W, img.H, d.w, d.h)
 	canvas := facedet.NewRGB(d.w, d.h)
 	img.Resize(nw, nh).Paste(canvas)
 	blob := make([]float32, 3*d.w*d.h)
@@ -149,7 +138,23 @@ func (d *SCRFD) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 		}
 	}
 	facedet.SortByScore(faces)
-	return facedet.NMS(faces, d.NMS, 1, 0), nil
+	return facedet.NMS(faces, d.NMS, facedet.InsightFaceOverlap), nil
+}
+
+// fit is SCRFD.detect's resize: the size a w×h image is scaled to so that it fits an inW×inH
+// input keeping its aspect (the side that binds fills the input, the other is truncated), and
+// the scale new height / h that maps detections back.
+func fit(w, h, inW, inH int) (nw, nh int, scale float32) {
+	imRatio := float64(h) / float64(w)
+	if imRatio > float64(inH)/float64(inW) {
+		nh = inH
+		nw = int(float64(nh) / imRatio)
+	} else {
+		nw = inW
+		nh = int(float64(nw) * imRatio)
+	}
+	nw, nh = max(nw, 1), max(nh, 1)
+	return nw, nh, float32(nh) / float32(h)
 }
 
 // DecodeLevel decodes one stride's outputs for a w×h detector input, as insightface's

@@ -13,6 +13,7 @@ package ultraface
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/cocoflow/cocoflow/models/judges/facedet"
@@ -201,9 +202,12 @@ func (d *Detector) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 		}
 		faces = append(faces, facedet.Face{Box: b, Score: p})
 	}
+	// hard_nms takes candidates from the end of an ascending argsort: the later of two equal
+	// scores first.
+	slices.Reverse(faces)
 	facedet.SortByScore(faces)
 	faces = faces[:min(len(faces), CandidateSize)]
-	faces = facedet.NMS(faces, d.IoU, 0, 1e-5)
+	faces = facedet.NMS(faces, d.IoU, facedet.UltraFaceOverlap)
 	fw, fh := float32(img.W), float32(img.H)
 	for i := range faces {
 		b := &faces[i].Box
