@@ -43,6 +43,7 @@ SCORE_NAMES = ["448", "471", "494"]
 BOX_NAMES = ["451", "474", "497"]
 KPS_NAMES = ["454", "477", "500"]
 DET_OUTPUTS = SCORE_NAMES + BOX_NAMES + KPS_NAMES
+CLS_GAIN = 8.0
 
 
 class TinySCRFD(nn.Module):
@@ -190,7 +191,8 @@ def main():
         for r in det.reg:
             r.bias.uniform_(1.0, 3.0)
         for c in det.cls:
-            c.bias.uniform_(-0.5, 0.5)
+            c.weight.mul_(CLS_GAIN)
+            c.bias.uniform_(-1.0, 0.0)
         rec.bn.running_mean.uniform_(-0.1, 0.1)
         rec.bn.running_var.uniform_(0.5, 1.5)
 

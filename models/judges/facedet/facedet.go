@@ -44,9 +44,9 @@ type Overlap struct {
 }
 
 // The two references' overlaps: insightface's SCRFD.nms and UltraFace's hard_nms (iou_of).
-// UltraFace also clamps box sides at 0 before taking areas; that changes no decision (a box
-// with a negative side has no intersection, so its IoU is 0 or NaN, never above a threshold,
-// either way), so both measure areas unclamped here.
+// UltraFace also clamps box sides at 0 before taking areas; that changes no decision here: a
+// box with a negative side intersects nothing, so its IoU is 0 with or without the clamp (its
+// eps keeps the union from vanishing).
 var (
 	InsightFaceOverlap = Overlap{Offset: 1}
 	UltraFaceOverlap   = Overlap{Eps: 1e-5}
@@ -54,32 +54,48 @@ var (
 
 // IoU is the intersection over union of boxes a and b measured as o says.
 func (o Overlap) IoU(a, b [4]float32) float32 {
-	area := func(b [4]float32) float32 { return (b[2] - b[0] + o.Offset) * (b[3] - b[1] + o.Offset) }
+	return o.iou(a, b, o.area(a), o.area(b))
+}
+
+func (o Overlap) area(b [4]float32) float32 {
+	return (b[2] - b[0] + o.Offset) * (b[3] - b[1] + o.Offset)
+}
+
+func (o Overlap) iou(a, b [4]float32, areaA, areaB float32) float32 {
 	w := max(0, min(a[2], b[2])-max(a[0], b[0])+o.Offset)
 	h := max(0, min(a[3], b[3])-max(a[1], b[1])+o.Offset)
 	inter := w * h
-	return inter / (area(a) + area(b) - inter + o.Eps)
+	return inter / (areaA + areaB - inter + o.Eps)
 }
 
 // NMS is greedy non-maximum suppression over faces sorted by descending score: a face is kept
-// unless its IoU (measured as o says) with a kept face exceeds thresh. Faces that overlap by
-// exactly thresh are kept, as both references do. It panics on unsorted faces.
+// unless its IoU (measured as o says) with a kept face exceeds thresh. As in both references a
+// face is kept only when its IoU is <= thresh: exactly thresh is kept, NaN (a zero union)
+// dropped. It panics on unsorted faces.
 func NMS(faces []Face, thresh float32, o Overlap) []Face {
 	if !sort.SliceIsSorted(faces, func(i, j int) bool { return faces[i].Score > faces[j].Score }) {
 		panic("facedet.NMS: faces not sorted by descending score")
 	}
+	areas := make([]float32, len(faces))
+	for i, f := range faces {
+		areas[i] = o.area(f.Box)
+	}
 	var keep []Face
-	removed := make([]bool, len(faces))
-	for i := range faces {
-		if removed[i] {
-			continue
-		}
+	// rest holds the indices still in play, in score order, as insightface's order array.
+	rest := make([]int, len(faces))
+	for i := range rest {
+		rest[i] = i
+	}
+	for len(rest) > 0 {
+		i := rest[0]
 		keep = append(keep, faces[i])
-		for j := i + 1; j < len(faces); j++ {
-			if !removed[j] && o.IoU(faces[i].Box, faces[j].Box) > thresh {
-				removed[j] = true
+		next := rest[:0]
+		for _, j := range rest[1:] {
+			if o.iou(faces[i].Box, faces[j].Box, areas[i], areas[j]) <= thresh { // NaN drops, as in numpy
+				next = append(next, j)
 			}
 		}
+		rest = next
 	}
 	return keep
 }

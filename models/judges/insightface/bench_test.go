@@ -1,0 +1,56 @@
+package insightface
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cocoflow/cocoflow/models/judges"
+	"github.com/cocoflow/cocoflow/models/runtime/ort"
+)
+
+// BenchmarkFaceChain measures the face judge's detect + align + embed on four 128 px
+// synthfaces portraits per iteration: images/s, and ort-share, the fraction of the wall time
+// spent inside the ONNX Runtime sessions' Run (the rest is cocoflow's resize, blob, decoding,
+// NMS, alignment and normalisation). "scrfd" is the buffalo_l signature fixture (tiny random
+// weights: ONNX Runtime's share is far below a real det_10g's, and its random heads leave
+// hundreds of faces for NMS), "ultraface" the real RFB-320 detector with the fixture ArcFace.
+func BenchmarkFaceChain(b *testing.B) {
+	initORT(b)
+	rfb := filepath.Join("..", "..", "..", "..", "shared", "data", "onnx", "version-RFB-320.onnx")
+	if _, err := os.Stat(rfb); err != nil {
+		b.Fatalf("the ultraface case needs %s: %v", rfb, err)
+	}
+	imgs := portraits(b, 4)
+	for _, c := range []struct {
+		name string
+		opts map[string]string
+	}{
+		{"scrfd", nil},
+		{"ultraface", map[string]string{"detector": "ultraface", "detector_model": rfb}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			j, err := Open(judges.Spec{Kind: Kind, Path: pack, Options: c.opts}, ort.Options{IntraOpThreads: 1, InterOpThreads: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.Close()
+			if _, _, err := j.Embed(imgs); err != nil { // warm-up: first runs allocate
+				b.Fatal(err)
+			}
+			ort0 := j.RunTime()
+			start := time.Now()
+			b.ResetTimer()
+			for range b.N {
+				if _, _, err := j.Embed(imgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			wall := time.Since(start)
+			b.ReportMetric(float64(b.N*len(imgs))/wall.Seconds(), "images/s")
+			b.ReportMetric((j.RunTime()-ort0).Seconds()/wall.Seconds(), "ort-share")
+		})
+	}
+}
