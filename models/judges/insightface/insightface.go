@@ -75,7 +75,7 @@ func init() {
 type config struct {
 	detector, detPath, recPath string
 	sel                        facedet.Selection
-	detSize                    int
+	detSize                    int // 0: the export's own size, or DetSize for a dynamic one
 }
 
 func parseSpec(s judges.Spec) (config, error) {
@@ -87,7 +87,7 @@ func parseSpec(s judges.Spec) (config, error) {
 			return config{}, fmt.Errorf("insightface judge: unknown option %q (known: %v)", k, optionKeys)
 		}
 	}
-	c := config{detector: s.Options["detector"], recPath: filepath.Join(s.Path, RecognitionFile), detSize: DetSize}
+	c := config{detector: s.Options["detector"], recPath: filepath.Join(s.Path, RecognitionFile)}
 	switch c.detector {
 	case "", DetectorSCRFD:
 		c.detector = DetectorSCRFD
@@ -144,8 +144,11 @@ func Open(s judges.Spec, opt ort.Options) (*Judge, error) {
 		if err != nil {
 			return nil, fmt.Errorf("insightface judge: %w", err)
 		}
-		if d.sess.Inputs()[0].Shape[2] < 0 || d.sess.Inputs()[0].Shape[3] < 0 {
-			d.w, d.h = c.detSize, c.detSize
+		if c.detSize != 0 {
+			if err := d.SetInputSize(c.detSize, c.detSize); err != nil {
+				d.Close()
+				return nil, fmt.Errorf("insightface judge: option det_size: %w", err)
+			}
 		}
 		det = d
 	case DetectorUltraFace:

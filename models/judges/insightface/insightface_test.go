@@ -15,6 +15,7 @@ import (
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
 	"github.com/cocoflow/cocoflow/models/judges"
 	"github.com/cocoflow/cocoflow/models/judges/facedet"
+	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
 
@@ -230,6 +231,31 @@ func sameFace(f facedet.Face, det, kps []float32) bool {
 	return true
 }
 
+// TestArcFaceMXNetNormalisation renames the fixture's first nodes as an MXNet conversion names
+// its input normalisation: insightface then feeds raw pixels (mean 0, std 1).
+func TestArcFaceMXNetNormalisation(t *testing.T) {
+	path := filepath.Join(pack, RecognitionFile)
+	if mean, std, err := arcfaceNorm(path); err != nil || mean != 127.5 || std != 127.5 {
+		t.Fatalf("fixture: mean %g std %g (%v), want 127.5, 127.5", mean, std, err)
+	}
+	m, err := onnxgraph.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Graph.Nodes[1].Name, m.Graph.Nodes[2].Name = "_minusscalar0", "_mulscalar0"
+	data, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx := filepath.Join(t.TempDir(), "mxnet.onnx")
+	if err := os.WriteFile(mx, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if mean, std, err := arcfaceNorm(mx); err != nil || mean != 0 || std != 1 {
+		t.Fatalf("MXNet-named graph: mean %g std %g (%v), want 0, 1", mean, std, err)
+	}
+}
+
 func TestArcFaceFixtureMatchesTorch(t *testing.T) {
 	initORT(t)
 	ref := loadReference(t)
@@ -311,6 +337,7 @@ func TestWrongSignature(t *testing.T) {
 		{judges.Spec{Kind: Kind, Path: pack, Options: map[string]string{"selct": "central"}}, `unknown option "selct"`},
 		{judges.Spec{Kind: Kind, Path: pack, Options: map[string]string{"det_size": "100"}}, "multiple of 32"},
 		{judges.Spec{Kind: Kind, Path: pack, Options: map[string]string{"detector": "ultraface"}}, filepath.Join(pack, "version-RFB-320.onnx")},
+		{judges.Spec{Kind: Kind, Path: pack, Options: map[string]string{"detector_model": fixed640, "det_size": "320"}}, "input is fixed at [1 3 640 640]"},
 	}
 	for _, c := range cases {
 		if _, err := judges.Faces.Open(c.spec); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -93,6 +93,20 @@ func infoList(infos []ort.TensorInfo) string {
 	return strings.Join(parts, ", ")
 }
 
+// SetInputSize sets the input images are fitted into for a dynamic-size export (insightface's
+// det_size); it returns an error for a fixed-size export or a side that is not a positive
+// multiple of 32.
+func (d *SCRFD) SetInputSize(w, h int) error {
+	if in := d.sess.Inputs()[0]; in.Shape[2] > 0 || in.Shape[3] > 0 {
+		return fmt.Errorf("scrfd %s: the export's input is fixed at %v; a detector size cannot be set", d.sess.Path(), in.Shape)
+	}
+	if w <= 0 || h <= 0 || w%32 != 0 || h%32 != 0 {
+		return fmt.Errorf("scrfd %s: detector size %dx%d: want positive multiples of 32", d.sess.Path(), w, h)
+	}
+	d.w, d.h = w, h
+	return nil
+}
+
 // InputSize is the detector input (width, height) images are fitted into.
 func (d *SCRFD) InputSize() (w, h int) { return d.w, d.h }
 
