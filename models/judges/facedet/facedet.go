@@ -1,7 +1,7 @@
 // Package facedet holds what the face judges' detectors share: a float RGB image buffer with
 // OpenCV's bilinear resize and affine warp (the operations insightface and UltraFace run
 // through cv2), the Face a detector returns, the Detector interface, greedy NMS, and the
-// choice of one face per image.
+// choice of one face per image, and the timer of ONNX Runtime calls the benchmarks report.
 //
 // Coordinates follow OpenCV: pixel (x, y) has its centre at (x, y), so a box from x1 to x2
 // covers the pixels whose centres lie between them.
@@ -12,6 +12,10 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
 
 // Face is one detected face in the pixel coordinates of the image it was found in.
@@ -32,6 +36,8 @@ type Detector interface {
 	// Detect returns the faces of img after thresholding and NMS, highest score first. An
 	// error is for a broken model, never for an image without faces.
 	Detect(img *RGB) ([]Face, error)
+	// RunTime is the time spent inside ONNX Runtime's Run so far.
+	RunTime() time.Duration
 	Close() error
 }
 
@@ -155,3 +161,18 @@ func Select(faces []Face, w, h int, sel Selection) int {
 	}
 	return best
 }
+
+// RunTimer adds up the time spent in ONNX Runtime sessions' Run, so that a benchmark can set a
+// chain's time inside ONNX Runtime against its wall time. Safe for concurrent use.
+type RunTimer struct{ ns atomic.Int64 }
+
+// Run calls s.Run(in) and adds its duration.
+func (t *RunTimer) Run(s *ort.Session, in map[string]ort.Tensor) (map[string]ort.Tensor, error) {
+	start := time.Now()
+	out, err := s.Run(in)
+	t.ns.Add(int64(time.Since(start)))
+	return out, err
+}
+
+// Total is the time spent in Run so far.
+func (t *RunTimer) Total() time.Duration { return time.Duration(t.ns.Load()) }

@@ -20,7 +20,7 @@ type ArcFace struct {
 	batch       int64 // the export's batch dimension: -1 dynamic, else fixed
 	dim         int
 	mean, scale float32
-	runs        runTimer
+	runs        facedet.RunTimer
 }
 
 // OpenArcFace loads an ArcFace export and checks its signature: one float32 input [N,3,S,S]
@@ -103,7 +103,7 @@ func (a *ArcFace) Embed(crops []*facedet.RGB) ([][]float32, error) {
 			}
 			c.Planar(blob[i*plane:], a.mean, a.scale)
 		}
-		out, err := a.runs.run(a.sess, map[string]ort.Tensor{a.input: ort.NewTensor([]int64{int64(per), 3, int64(a.size), int64(a.size)}, blob)})
+		out, err := a.runs.Run(a.sess, map[string]ort.Tensor{a.input: ort.NewTensor([]int64{int64(per), 3, int64(a.size), int64(a.size)}, blob)})
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/cocoflow/cocoflow/models/judges"
@@ -224,11 +223,7 @@ func (j *Judge) Align(img *facedet.RGB) (crop *facedet.RGB, ok bool, err error) 
 // RunTime is the time spent inside ONNX Runtime sessions' Run (the detector's and ArcFace's)
 // since the judge opened: what the face chain's benchmark sets against its wall time.
 func (j *Judge) RunTime() time.Duration {
-	t := j.rec.runs.total()
-	if d, ok := j.det.(interface{ RunTime() time.Duration }); ok {
-		t += d.RunTime()
-	}
-	return t
+	return j.det.RunTime() + j.rec.runs.Total()
 }
 
 // Close releases both models.
@@ -237,19 +232,7 @@ func (j *Judge) Close() error {
 }
 
 // RunTime is the time the detector spent in its session's Run.
-func (d *SCRFD) RunTime() time.Duration { return d.runs.total() }
-
-// runTimer adds up the time spent in a session's Run.
-type runTimer struct{ ns atomic.Int64 }
-
-func (t *runTimer) run(s *ort.Session, in map[string]ort.Tensor) (map[string]ort.Tensor, error) {
-	start := time.Now()
-	out, err := s.Run(in)
-	t.ns.Add(int64(time.Since(start)))
-	return out, err
-}
-
-func (t *runTimer) total() time.Duration { return time.Duration(t.ns.Load()) }
+func (d *SCRFD) RunTime() time.Duration { return d.runs.Total() }
 
 // Digest is the SHA-256, in hex, of the detector and recognition files a spec names (each
 // file's name and the SHA-256 of its contents) and of the options that change what the judge

@@ -35,7 +35,7 @@ type SCRFD struct {
 	w, h      int
 	Threshold float32
 	NMS       float32
-	runs      runTimer
+	runs      facedet.RunTimer
 }
 
 // OpenSCRFD loads an SCRFD export and checks its signature: one float32 input [1,3,H,W]
@@ -123,7 +123,7 @@ func (d *SCRFD) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 	img.Resize(nw, nh).Paste(canvas)
 	blob := make([]float32, 3*d.w*d.h)
 	canvas.Planar(blob, detMean, detScale)
-	out, err := d.runs.run(d.sess, map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})
+	out, err := d.runs.Run(d.sess, map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})
 	if err != nil {
 		return nil, err
 	}

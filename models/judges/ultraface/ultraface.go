@@ -85,7 +85,7 @@ type Detector struct {
 	priors        []Prior // nil when the export decodes its boxes itself
 	Threshold     float32
 	IoU           float32
-	runNS         int64
+	runs          facedet.RunTimer
 }
 
 // Open loads an UltraFace export and checks its signature: one float32 input [1,3,H,W] of fixed
@@ -170,9 +170,7 @@ func (d *Detector) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 	}
 	blob := make([]float32, 3*d.w*d.h)
 	img.Resize(d.w, d.h).Planar(blob, mean, scale)
-	start := time.Now()
-	out, err := d.sess.Run(map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})
-	d.runNS += int64(time.Since(start))
+	out, err := d.runs.Run(d.sess, map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +215,7 @@ func (d *Detector) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 }
 
 // RunTime is the time spent in the session's Run.
-func (d *Detector) RunTime() time.Duration { return time.Duration(d.runNS) }
+func (d *Detector) RunTime() time.Duration { return d.runs.Total() }
 
 // Close releases the session.
 func (d *Detector) Close() error { return d.sess.Close() }
