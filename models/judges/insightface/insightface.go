@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,9 +114,12 @@ func parseSpec(s judges.Spec) (config, error) {
 		}
 		c.detSize = n
 	}
-	for _, p := range []string{c.detPath, c.recPath} {
-		if _, err := os.Stat(p); err != nil {
-			return config{}, fmt.Errorf("insightface judge: %w", err)
+	for _, f := range []struct{ role, path string }{{c.detector + " detector", c.detPath}, {"ArcFace recognition", c.recPath}} {
+		if _, err := os.Stat(f.path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return config{}, fmt.Errorf("insightface judge: the %s model %s is missing (the buffalo_l pack folder holds %s and %s)", f.role, f.path, DetectorFile, RecognitionFile)
+			}
+			return config{}, fmt.Errorf("insightface judge: %s model: %w", f.role, err)
 		}
 	}
 	return c, nil

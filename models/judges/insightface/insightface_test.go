@@ -327,6 +327,13 @@ func TestWrongSignature(t *testing.T) {
 	if _, err := judges.Faces.Open(judges.Spec{Kind: Kind, Path: dir}); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, DetectorFile)) {
 		t.Errorf("pack with a wrong detector: error %v, want one naming its det_10g.onnx", err)
 	}
+	// A corrupt detector file.
+	if err := os.WriteFile(filepath.Join(dir, DetectorFile), []byte("not an onnx model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := judges.Faces.Open(judges.Spec{Kind: Kind, Path: dir}); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, DetectorFile)) {
+		t.Errorf("pack with a corrupt detector: error %v, want one naming its det_10g.onnx", err)
+	}
 	cases := []struct {
 		spec judges.Spec
 		want string
