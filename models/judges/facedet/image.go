@@ -1,6 +1,7 @@
 package facedet
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"math"
@@ -59,22 +60,52 @@ func FromImage(img image.Image) *RGB {
 // centre maps to source (x+0.5)·W/w − 0.5, neighbours beyond the edge repeat the edge.
 func (m *RGB) Resize(w, h int) *RGB {
 	out := NewRGB(w, h)
+	m.ResizeInto(out, w, h)
+	return out
+}
+
+// ResizeInto writes m resized to w×h (as Resize) into the top-left corner of dst, which must
+// be at least that large; the rest of dst is left as it is.
+func (m *RGB) ResizeInto(dst *RGB, w, h int) {
+	if w > dst.W || h > dst.H {
+		panic(fmt.Sprintf("facedet: resize to %dx%d into a %dx%d image", w, h, dst.W, dst.H))
+	}
 	xs := linearTaps(w, m.W)
 	ys := linearTaps(h, m.H)
-	for y, ty := range ys {
-		r0 := m.Pix[3*ty.i0*m.W:]
-		r1 := m.Pix[3*ty.i1*m.W:]
-		o := out.Pix[3*y*w:]
-		for x, tx := range xs {
-			a, b := 3*tx.i0, 3*tx.i1
-			for c := range 3 {
-				top := r0[a+c] + tx.f*(r0[b+c]-r0[a+c])
-				bot := r1[a+c] + tx.f*(r1[b+c]-r1[a+c])
-				o[3*x+c] = top + ty.f*(bot-top)
+	// Separable: each source row is interpolated horizontally once, when first needed (rows
+	// are visited in order), then destination rows blend two of them vertically.
+	rows := [2][]float32{make([]float32, 3*w), make([]float32, 3*w)}
+	rowOf := [2]int{-1, -1}
+	horizontal := func(src int) []float32 {
+		for k := range rowOf {
+			if rowOf[k] == src {
+				return rows[k]
 			}
 		}
+		// Evict the older row (empty slots hold −1): the row still needed is never the smaller.
+		k := 0
+		if rowOf[1] < rowOf[0] {
+			k = 1
+		}
+		r := m.Pix[3*src*m.W:]
+		o := rows[k]
+		for x, tx := range xs {
+			a, b := 3*tx.i0, 3*tx.i1
+			o[3*x] = r[a] + tx.f*(r[b]-r[a])
+			o[3*x+1] = r[a+1] + tx.f*(r[b+1]-r[a+1])
+			o[3*x+2] = r[a+2] + tx.f*(r[b+2]-r[a+2])
+		}
+		rowOf[k] = src
+		return o
 	}
-	return out
+	for y, ty := range ys {
+		top := horizontal(ty.i0)
+		bot := horizontal(ty.i1)
+		o := dst.Pix[3*y*dst.W : 3*y*dst.W+3*w]
+		for i := range o {
+			o[i] = top[i] + ty.f*(bot[i]-top[i])
+		}
+	}
 }
 
 // tap is one destination coordinate's two source neighbours and the weight of the second.
@@ -164,13 +195,5 @@ func (m *RGB) Planar(dst []float32, mean, scale float32) {
 		r[i] = (m.Pix[3*i] - mean) * scale
 		g[i] = (m.Pix[3*i+1] - mean) * scale
 		b[i] = (m.Pix[3*i+2] - mean) * scale
-	}
-}
-
-// Paste copies m into dst with its top-left corner at dst's (0, 0), clipping what does not fit.
-func (m *RGB) Paste(dst *RGB) {
-	w := min(m.W, dst.W)
-	for y := range min(m.H, dst.H) {
-		copy(dst.Pix[3*y*dst.W:3*y*dst.W+3*w], m.Pix[3*y*m.W:])
 	}
 }

@@ -120,7 +120,7 @@ func (d *SCRFD) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 	}
 	nw, nh, scale := fit(img.W, img.H, d.w, d.h)
 	canvas := facedet.NewRGB(d.w, d.h)
-	img.Resize(nw, nh).Paste(canvas)
+	img.ResizeInto(canvas, nw, nh)
 	blob := make([]float32, 3*d.w*d.h)
 	canvas.Planar(blob, detMean, detScale)
 	out, err := d.runs.Run(d.sess, map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})
