@@ -189,3 +189,14 @@ func TestFromImageAndPlanar(t *testing.T) {
 		}
 	}
 }
+
+func TestQuantize(t *testing.T) {
+	m := &RGB{W: 2, H: 1, Pix: []float32{-3, 0.4, 0.5, 1.5, 254.6, 300}}
+	want := []float32{0, 0, 0, 2, 255, 255}
+	m.Quantize()
+	for i := range want {
+		if m.Pix[i] != want[i] {
+			t.Fatalf("Quantize = %v, want %v", m.Pix, want)
+		}
+	}
+}

@@ -197,3 +197,13 @@ func (m *RGB) Planar(dst []float32, mean, scale float32) {
 		b[i] = (m.Pix[3*i+2] - mean) * scale
 	}
 }
+
+// Quantize rounds every value to the nearest integer in 0..255, in place: the 8-bit image
+// OpenCV returns when it resizes or warps one (the references run cv2 on uint8 images, so
+// their networks see whole pixel values). It returns m.
+func (m *RGB) Quantize() *RGB {
+	for i, v := range m.Pix {
+		m.Pix[i] = float32(math.RoundToEven(float64(min(max(v, 0), 255))))
+	}
+	return m
+}

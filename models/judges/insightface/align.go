@@ -63,7 +63,8 @@ func Similarity(src, dst [][2]float64) facedet.Affine {
 }
 
 // NormCrop aligns the face with five landmarks onto the ArcFace template of a size×size crop
-// (insightface's face_align.norm_crop: estimate_norm, then cv2.warpAffine with a black border).
+// (insightface's face_align.norm_crop: estimate_norm, then cv2.warpAffine with a black border;
+// the crop is rounded to 8-bit values, as cv2 warps insightface's uint8 image).
 func NormCrop(img *facedet.RGB, landmarks [][2]float32, size int) (*facedet.RGB, error) {
 	if len(landmarks) != 5 {
 		return nil, fmt.Errorf("norm crop: want 5 landmarks, got %d", len(landmarks))
@@ -76,17 +77,17 @@ func NormCrop(img *facedet.RGB, landmarks [][2]float32, size int) (*facedet.RGB,
 	for i, p := range landmarks {
 		src[i] = [2]float64{float64(p[0]), float64(p[1])}
 	}
-	return img.Warp(Similarity(src, tmpl[:]), size, size), nil
+	return img.Warp(Similarity(src, tmpl[:]), size, size).Quantize(), nil
 }
 
 // BoxCrop is the alignment of a detector without landmarks (UltraFace): the square of side
-// max(box width, box height) centred on the box, resized bilinearly to size×size, black where
-// it leaves the image. The face is upright and centred but not aligned on the eyes, so its
+// max(box width, box height) centred on the box, resized bilinearly to size×size (8-bit
+// values), black where it leaves the image. The face is upright and centred but not aligned on the eyes, so its
 // embedding differs from a norm_crop one of the same face: compare only like with like.
 func BoxCrop(img *facedet.RGB, box [4]float32, size int) *facedet.RGB {
 	cx, cy := float64(box[0]+box[2])/2, float64(box[1]+box[3])/2
 	side := max(float64(box[2]-box[0]), float64(box[3]-box[1]), 1)
 	s := float64(size) / side
 	c := float64(size-1) / 2
-	return img.Warp(facedet.Affine{s, 0, c - s*cx, 0, s, c - s*cy}, size, size)
+	return img.Warp(facedet.Affine{s, 0, c - s*cx, 0, s, c - s*cy}, size, size).Quantize()
 }

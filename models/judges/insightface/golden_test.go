@@ -103,7 +103,7 @@ func TestSimilarityMapsLandmarksOntoTheTemplate(t *testing.T) {
 
 func TestNormCropWarpsOntoTheTemplate(t *testing.T) {
 	// The source is a linear ramp, which bilinear sampling reproduces exactly, so every crop
-	// pixel must equal the ramp at the source point it came from.
+	// pixel must equal the ramp at the source point it came from, up to the 8-bit rounding.
 	const W, H = 340, 260
 	img := facedet.NewRGB(W, H)
 	ramp := func(x, y float64) float64 { return 0.5*x + 0.25*y + 3 }
@@ -129,7 +129,7 @@ func TestNormCropWarpsOntoTheTemplate(t *testing.T) {
 	for _, uv := range [][2]int{{0, 0}, {56, 56}, {38, 52}, {111, 111}, {70, 92}} {
 		x, y := inv.Apply(float64(uv[0]), float64(uv[1]))
 		got := crop.Pix[3*(uv[1]*112+uv[0])]
-		if want := ramp(x, y); math.Abs(float64(got)-want) > 1e-3 {
+		if want := ramp(x, y); math.Abs(float64(got)-want) > 0.5+1e-3 { // rounded to 8 bits
 			t.Errorf("crop (%d, %d) = %g, want the source's %g at (%.2f, %.2f)", uv[0], uv[1], got, want, x, y)
 		}
 	}

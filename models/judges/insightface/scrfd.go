@@ -111,7 +111,8 @@ func (d *SCRFD) SetInputSize(w, h int) error {
 func (d *SCRFD) InputSize() (w, h int) { return d.w, d.h }
 
 // Detect runs insightface's SCRFD.detect(img, threshold, max_num=0): the image is resized
-// keeping its aspect to fit the input, placed at the top-left of a black canvas, fed as
+// keeping its aspect to fit the input (rounded to 8-bit values, as cv2 resizes insightface's
+// uint8 image), placed at the top-left of a black canvas, fed as
 // (x − 127.5)/128 RGB planes (cv2.dnn.blobFromImage with swapRB on cv2's BGR image); anchors
 // scoring at least Threshold are decoded, mapped back to image pixels and NMS'd at NMS.
 func (d *SCRFD) Detect(img *facedet.RGB) ([]facedet.Face, error) {
@@ -121,6 +122,7 @@ func (d *SCRFD) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 	nw, nh, scale := fit(img.W, img.H, d.w, d.h)
 	canvas := facedet.NewRGB(d.w, d.h)
 	img.ResizeInto(canvas, nw, nh)
+	canvas.Quantize() // cv2.resize of a uint8 image
 	blob := make([]float32, 3*d.w*d.h)
 	canvas.Planar(blob, detMean, detScale)
 	out, err := d.runs.Run(d.sess, map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})

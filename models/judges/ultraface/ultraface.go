@@ -169,7 +169,7 @@ func (d *Detector) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 		return nil, nil
 	}
 	blob := make([]float32, 3*d.w*d.h)
-	img.Resize(d.w, d.h).Planar(blob, mean, scale)
+	img.Resize(d.w, d.h).Quantize().Planar(blob, mean, scale) // cv2.resize of a uint8 image
 	out, err := d.runs.Run(d.sess, map[string]ort.Tensor{d.input: ort.NewTensor([]int64{1, 3, int64(d.h), int64(d.w)}, blob)})
 	if err != nil {
 		return nil, err
