@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Writes the signature fixtures of models/judges/insightface (Debian's python3, torch 1.13, onnx 1.12).
+"""Writes the signature fixtures of models/judges/insightface (Debian's python3, torch 1.13, onnx 1.12;
+the chain reference also needs Debian's python3-opencv 4.6 and python3-skimage 0.19).
 
     /usr/bin/python3 tools/face_fixtures.py [models/judges/insightface/testdata]
 
@@ -25,6 +26,10 @@ exports' names, dtypes, dynamic axes and output order:
                             written out in numpy, on the 320×320 RGB image
                             (7x + 13y + 50c + (x·y mod 31)) mod 256 with a 320 input: the kept
                             boxes+scores [K,5] and keypoints [K,5,2], best first.
+                            "chain": insightface's whole chain run with OpenCV and scikit-image
+                            (chain_reference) on the 200×150 image of the same formula: the
+                            faces, the largest's index, the alignment matrix, the 112×112 crop
+                            (RGB) and the normalised embedding.
 """
 
 import base64
@@ -103,13 +108,12 @@ def test_image(h, w):
     return ((x * 7 + y * 13 + c * 50 + (x * y) % 31) % 256).astype(np.uint8)
 
 
-def detect_reference(det, img, thresh=0.5, nms_thresh=0.4):
-    """SCRFD.detect of insightface written out in numpy for an image already at the detector
-    input size (so det_scale is 1 and no resize happens): blob, decode per stride, sort by
-    score (ties in anchor order), NMS with +1 areas. Returns boxes+scores [K,5] and keypoints [K,5,2]."""
-    h, w, _ = img.shape
-    blob = ((img.astype(np.float32) - 127.5) / 128).transpose(2, 0, 1)[None]  # RGB planes
-    outs = [o.numpy() for o in det(torch.from_numpy(np.ascontiguousarray(blob)))]
+def detect_reference(det, blob, thresh=0.5, nms_thresh=0.4):
+    """SCRFD.forward and the rest of SCRFD.detect of insightface written out in numpy, from
+    the detector blob [1,3,h,w] on: decode per stride, sort by score (ties in anchor order),
+    NMS with +1 areas. Returns boxes+scores [K,5] and keypoints [K,5,2] in input pixels."""
+    h, w = blob.shape[2:]
+    outs = [o.numpy() for o in det(torch.from_numpy(np.ascontiguousarray(blob, dtype=np.float32)))]
     scores, boxes, kpss = [], [], []
     for i, stride in enumerate(STRIDES):
         fh, fw = h // stride, w // stride
@@ -146,6 +150,45 @@ def detect_reference(det, img, thresh=0.5, nms_thresh=0.4):
         rest = rest[1:][ovr <= nms_thresh]
     keep = np.array(keep, dtype=np.int64)
     return dets[keep], kpss[keep]
+
+
+# face_align.arcface_dst: the five landmarks' places in a 112×112 ArcFace crop.
+ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                        [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
+
+
+def chain_reference(det, rec, rgb, size=640):
+    """insightface's face chain on an RGB uint8 image with OpenCV and scikit-image, as
+    FaceAnalysis.get → SCRFD.detect → norm_crop → ArcFaceONNX.get_feat run it: the image as
+    cv2 holds it (BGR), resized keeping its aspect into size×size (cv2.resize, top-left,
+    black), blobFromImage(1/128, mean 127.5, swapRB), decode and NMS, the largest face,
+    SimilarityTransform.estimate onto arcface_dst, warpAffine (black border), blobFromImages
+    (1/127.5, mean 127.5, swapRB), the feature L2-normalised."""
+    import cv2
+    from skimage import transform as trans
+    img = np.ascontiguousarray(rgb[:, :, ::-1])
+    ratio = img.shape[0] / img.shape[1]
+    if ratio > 1:
+        nh, nw = size, int(size / ratio)
+    else:
+        nw, nh = size, int(size * ratio)
+    scale = nh / img.shape[0]
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    canvas[:nh, :nw] = cv2.resize(img, (nw, nh))
+    blob = cv2.dnn.blobFromImage(canvas, 1.0 / 128, (size, size), (127.5, 127.5, 127.5), swapRB=True)
+    dets, kpss = detect_reference(det, blob)
+    dets[:, :4] /= scale
+    kpss /= scale
+    area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
+    best = int(np.argmax(area))
+    tform = trans.SimilarityTransform()
+    tform.estimate(kpss[best], ARCFACE_DST)
+    m = tform.params[0:2, :]
+    crop = cv2.warpAffine(img, m, (112, 112), borderValue=0.0)
+    blob = cv2.dnn.blobFromImages([crop], 1.0 / 127.5, (112, 112), (127.5, 127.5, 127.5), swapRB=True)
+    feat = rec(torch.from_numpy(blob)).numpy()[0]
+    return {"dets": enc(dets), "kps": enc(kpss), "best": best, "m": enc(m),
+            "crop": enc(crop[:, :, ::-1].astype(np.float32)), "embedding": enc(feat / np.linalg.norm(feat))}
 
 
 def enc(a):
@@ -190,6 +233,11 @@ def main():
         # anchors; biases make the random heads do the same, so boxes are real boxes.
         for r in det.reg:
             r.bias.uniform_(1.0, 3.0)
+        # Keypoints laid out as a face around the anchor (eyes above, nose, mouth below), in
+        # stride units, so that the alignment of a detected face is well conditioned.
+        face = torch.tensor([-1.2, -1.0, 1.2, -1.0, 0.0, 0.0, -1.0, 1.2, 1.0, 1.2])
+        for k in det.kps:
+            k.bias.copy_(face.repeat(ANCHORS))
         for c in det.cls:
             c.weight.mul_(CLS_GAIN)
             c.bias.uniform_(-1.0, 0.0)
@@ -215,8 +263,10 @@ def main():
                          for n, y in zip(DET_OUTPUTS, ys)}
         x = pattern(2, 112, 112)
         x[1] = -x[1]
-        dets, kpss = detect_reference(det, test_image(320, 320))
+        img = test_image(320, 320)
+        dets, kpss = detect_reference(det, ((img.astype(np.float32) - 127.5) / 128).transpose(2, 0, 1)[None])
         ref["detect320"] = {"dets": enc(dets), "kps": enc(kpss)}
+        ref["chain"] = chain_reference(det, rec, test_image(150, 200))
         ref["rec"] = {"input": [2, 3, 112, 112], "output": enc(rec(torch.from_numpy(x)).numpy())}
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(ref, f)
