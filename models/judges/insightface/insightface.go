@@ -15,7 +15,9 @@
 // (default) or "ultraface" (UltraFace RFB-320, a detector without landmarks: the face is then
 // a square box crop, see BoxCrop); "detector_model" names the detector file (default
 // det_10g.onnx, or version-RFB-320.onnx, in the pack folder); "select" is "largest" (default)
-// or "central"; "det_size" the input side for a dynamic-size SCRFD export (default 640).
+// or "central"; "det_size" the input side for a dynamic-size SCRFD export (default 640; an
+// error for a fixed-size one). Resized and warped images are rounded to 8-bit values, as the
+// references' cv2 calls on uint8 images return them.
 package insightface
 
 import (
@@ -125,8 +127,8 @@ func parseSpec(s judges.Spec) (config, error) {
 	return c, nil
 }
 
-// Judge is the insightface face judge; it implements judges.Face. Embed may be called from
-// one goroutine at a time.
+// Judge is the insightface face judge; it implements judges.Face. Embed is safe for
+// concurrent use (ONNX Runtime sessions are; the judge keeps no other mutable state).
 type Judge struct {
 	det facedet.Detector
 	rec *ArcFace
