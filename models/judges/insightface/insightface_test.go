@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"image"
 	"math"
 	"os"
@@ -580,5 +581,38 @@ func TestDigest(t *testing.T) {
 	}
 	if _, err := judges.Faces.Digest(judges.Spec{Kind: Kind, Path: "no/such"}); err == nil {
 		t.Error("digest of a missing pack: no error")
+	}
+}
+
+func TestEmbedConcurrent(t *testing.T) {
+	initORT(t)
+	j, err := Open(judges.Spec{Kind: Kind, Path: pack, Options: map[string]string{"det_size": "320"}}, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	imgs := portraits(t, 3)
+	want, _, err := j.Embed(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			got, _, err := j.Embed(imgs)
+			if err == nil {
+				for i := range want {
+					if maxDiff(got[i], want[i]) > 1e-6 {
+						err = fmt.Errorf("image %d embeds differently when Embed runs concurrently", i)
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
