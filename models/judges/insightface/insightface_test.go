@@ -534,6 +534,15 @@ func TestJudgeOnFixtures(t *testing.T) {
 	if _, _, err := j.Embed([]image.Image{nil}); err == nil {
 		t.Error("nil image: no error")
 	}
+	// The fixture's heads fire on the portraits and on nothing in a white image: the no-face
+	// path through SCRFD gives found false and a nil embedding, the others unit embeddings.
+	emb, found, err := j.Embed(append(portraits(t, 2), flat(100, 100, 255)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found[0] || !found[1] || found[2] || emb[2] != nil {
+		t.Errorf("found %v (embedding of the white image %v), want [true true false] and nil", found, emb[2] != nil)
+	}
 }
 
 // TestJudgeWithUltraFace runs the judge with the real UltraFace detector: a rendered portrait
@@ -614,5 +623,41 @@ func TestEmbedConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestDigestFollowsTheFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{DetectorFile, RecognitionFile} {
+		data, err := os.ReadFile(filepath.Join(pack, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := judges.Spec{Kind: Kind, Path: dir}
+	a, err := Digest(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orig, _ := Digest(judges.Spec{Kind: Kind, Path: pack}); orig != a {
+		t.Errorf("the same files in another folder: digest %s, want %s", a, orig)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, RecognitionFile), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x42}, 1000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, err := Digest(spec)
+	if err != nil || b == a {
+		t.Errorf("one byte of w600k_r50.onnx changed: digest %s (%v), want one differing from %s", b, err, a)
+	}
+	if c, err := Digest(judges.Spec{Kind: Kind, Path: dir, Options: map[string]string{"select": "central"}}); err != nil || c == b {
+		t.Errorf("select central: digest %s (%v), want one differing from the default's %s", c, err, b)
 	}
 }
