@@ -12,6 +12,11 @@ import (
 
 	"github.com/cocoflow/cocoflow/models/judges"
 	"github.com/cocoflow/cocoflow/models/judges/tinyjudge"
+
+	// The paper's judges register their kinds (insightface, clip-onnx, dreamsim-onnx) when linked.
+	_ "github.com/cocoflow/cocoflow/models/judges/clipvit"
+	_ "github.com/cocoflow/cocoflow/models/judges/dreamsim"
+	_ "github.com/cocoflow/cocoflow/models/judges/insightface"
 )
 
 // The judges a table is scored with when its config names none: the tiny world's own.

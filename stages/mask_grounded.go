@@ -2,14 +2,10 @@ package stages
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
@@ -107,30 +103,9 @@ func (p *maskParams) models() (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for role, files := range map[string][]string{"grounding": grounding, "sam": {enc, dec}} {
-		if out[role], err = filesDigest(files...); err != nil {
+		if out[role], err = ort.FileDigest(files...); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
-}
-
-// filesDigest is the SHA-256, in hex, of the names and contents of files (each file's name and
-// its own SHA-256, in order). It reads every byte: a Grounding DINO and SAM 2 pair is 1-2 GB,
-// a second or two.
-func filesDigest(files ...string) (string, error) {
-	h := sha256.New()
-	for _, f := range files {
-		fh := sha256.New()
-		r, err := os.Open(f)
-		if err != nil {
-			return "", fmt.Errorf("model digest: %w", err)
-		}
-		_, err = io.Copy(fh, r)
-		r.Close()
-		if err != nil {
-			return "", fmt.Errorf("model digest %s: %w", f, err)
-		}
-		fmt.Fprintf(h, "%s %x\n", filepath.Base(f), fh.Sum(nil))
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -248,27 +247,12 @@ func Digest(s judges.Spec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s detector=%s select=%s det_size=%d\n", Kind, c.detector, c.sel, c.detSize)
-	for _, p := range []string{c.detPath, c.recPath} {
-		sum, err := fileSum(p)
-		if err != nil {
-			return "", fmt.Errorf("insightface judge: digest: %w", err)
-		}
-		fmt.Fprintf(h, "%s %s\n", filepath.Base(p), sum)
+	files, err := ort.FileDigest(c.detPath, c.recPath)
+	if err != nil {
+		return "", fmt.Errorf("insightface judge: %w", err)
 	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s detector=%s select=%s det_size=%d\n%s\n", Kind, c.detector, c.sel, c.detSize, files)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func fileSum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}

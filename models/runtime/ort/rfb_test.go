@@ -14,7 +14,7 @@ import (
 func TestRFB320(t *testing.T) {
 	path := filepath.Join(repoRoot(t), "..", "shared", "data", "onnx", "version-RFB-320.onnx")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("shared test models absent (%v): skipping the RFB-320 check", err)
+		t.Fatalf("the RFB-320 check needs ../shared/data/onnx beside the checkout: %v", err)
 	}
 	initORT(t)
 	s, err := Open(path, Options{IntraOpThreads: 2})
