@@ -255,4 +255,3 @@ func Digest(s judges.Spec) (string, error) {
 	fmt.Fprintf(h, "%s detector=%s select=%s det_size=%d\n%s\n", Kind, c.detector, c.sel, c.detSize, files)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
