@@ -288,6 +288,12 @@ func parseStage(pos Pos, sn *yaml.Node) (*StageConfig, error) {
 			if withNode != nil {
 				at = pos.At(withNode)
 			}
+			var pe *ParamError
+			if errors.As(err, &pe) {
+				if v := mapValue(withNode, pe.Param); v != nil {
+					at = pos.At(v)
+				}
+			}
 			return nil, at.Errorf("stage %q: %v", sc.ID, err)
 		}
 	}

@@ -139,7 +139,7 @@ func findStage(stages *yaml.Node, id string) *yaml.Node {
 }
 
 func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if m.Kind != yaml.MappingNode {
+	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {

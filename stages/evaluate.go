@@ -74,8 +74,10 @@ func init() {
 					return fmt.Errorf("metrics: unknown measure %q (face_sim, face_div, clip_t, dreamsim)", m)
 				}
 			}
-			_, err := loadPromptSet(p.PromptSet)
-			return err
+			if _, err := loadPromptSet(p.PromptSet); err != nil {
+				return err
+			}
+			return checkFamily(p.Family, p.ModelDir)
 		},
 		Run: runEvaluate,
 	})

@@ -45,6 +45,7 @@ func init() {
 		},
 		Generator: func(dir string) (family.Generator, error) { return Load(dir, Options{}) },
 		Digest:    Digest,
+		Check:     Check,
 	})
 }
 
