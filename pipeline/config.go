@@ -85,8 +85,7 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // LoadConfig reads and validates a config file: syntax, known keys, parameter types and bounds,
 // stage kinds, input references, duplicate ids and cycles. Every error names the file and line.
-// ${NAME} in a value is replaced by the environment variable NAME (see ExpandEnv); overrides
-// (`cocoflow run --set`) replace or add stage parameters before validation.
+// Overrides (`cocoflow run --set`) replace or add stage parameters before validation.
 func LoadConfig(path string, overrides ...Override) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -111,9 +110,6 @@ func ParseConfig(path string, data []byte, overrides ...Override) (*Config, erro
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, pos.At(root).Errorf("config must be a mapping with name and stages, got %s", nodeKind(root))
-	}
-	if err := expandEnvNodes(pos, root, os.LookupEnv); err != nil {
-		return nil, err
 	}
 	if err := applyOverrides(pos, root, overrides); err != nil {
 		return nil, err

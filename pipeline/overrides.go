@@ -2,75 +2,10 @@ package pipeline
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
-
-// envRef matches ${NAME} in a config value. Only the braced form is expanded, so that a literal
-// $ (in a prompt, say) stays as written; $${ writes a literal ${.
-var envRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
-
-// envName is what a variable name may be.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// ExpandEnv replaces every ${NAME} in s by the value lookup gives for NAME; $${ stands for a
-// literal ${. A variable that is unset or empty is an error naming it, as is a malformed
-// reference: a config that names ${COCOFLOW_MODELS}/sdxl must not quietly become /sdxl.
-func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
-	var err error
-	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
-		if m == "$${" {
-			return "${"
-		}
-		name := m[2 : len(m)-1]
-		if !envName.MatchString(name) {
-			if err == nil {
-				err = fmt.Errorf("%q is not a variable reference: want ${NAME} with NAME of letters, digits and _", m)
-			}
-			return m
-		}
-		v, ok := lookup(name)
-		if (!ok || v == "") && err == nil {
-			err = fmt.Errorf("environment variable %s is unset or empty (the value %q needs it)", name, s)
-		}
-		return v
-	})
-	if err == nil && strings.Contains(envRef.ReplaceAllString(s, ""), "${") {
-		err = fmt.Errorf("unbalanced ${ in %q", s)
-	}
-	return out, err
-}
-
-// expandEnvNodes expands ${NAME} in every string scalar below n (values only, never keys), so
-// that an error names the line and column of the value.
-func expandEnvNodes(pos Pos, n *yaml.Node, lookup func(string) (string, bool)) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		if n.Tag != "!!str" || !strings.Contains(n.Value, "${") {
-			return nil
-		}
-		v, err := ExpandEnv(n.Value, lookup)
-		if err != nil {
-			return pos.At(n).Errorf("%v", err)
-		}
-		n.Value = v
-	case yaml.MappingNode:
-		for i := 1; i < len(n.Content); i += 2 {
-			if err := expandEnvNodes(pos, n.Content[i], lookup); err != nil {
-				return err
-			}
-		}
-	case yaml.SequenceNode, yaml.DocumentNode:
-		for _, c := range n.Content {
-			if err := expandEnvNodes(pos, c, lookup); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
 
 // Override sets one stage parameter from outside the config file: `--set ingest.limit=8`.
 type Override struct {
