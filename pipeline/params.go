@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -277,7 +279,11 @@ func setFromNode(f reflect.Value, p Param, n *yaml.Node) error {
 			if n.Content[i+1].Kind != yaml.ScalarNode {
 				return fmt.Errorf("key %q: want a plain value, got %s", n.Content[i].Value, nodeKind(n.Content[i+1]))
 			}
-			m.SetMapIndex(reflect.ValueOf(n.Content[i].Value), reflect.ValueOf(n.Content[i+1].Value))
+			v, err := expandEnv(n.Content[i+1].Value)
+			if err != nil {
+				return fmt.Errorf("key %q: %v", n.Content[i].Value, err)
+			}
+			m.SetMapIndex(reflect.ValueOf(n.Content[i].Value), reflect.ValueOf(v))
 		}
 		f.Set(m)
 		return nil
@@ -288,7 +294,34 @@ func setFromNode(f reflect.Value, p Param, n *yaml.Node) error {
 	if err := checkScalarTag(p.Type, n); err != nil {
 		return err
 	}
-	return setFromString(f, p, n.Value)
+	v, err := expandEnv(n.Value)
+	if err != nil {
+		return err
+	}
+	return setFromString(f, p, v)
+}
+
+// envRef is a ${NAME} reference to an environment variable in a parameter value.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces every ${NAME} in a YAML parameter value (a scalar, an item of a list, a
+// value of a mapping) with the environment variable NAME, so that a config names model folders
+// under one root (${COCOFLOW_MODELS}/buffalo_l). An unset variable is an error; a plain $ and
+// $NAME are kept as they are.
+func expandEnv(s string) (string, error) {
+	var missing string
+	out := envRef.ReplaceAllStringFunc(s, func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		v, ok := os.LookupEnv(name)
+		if !ok && missing == "" {
+			missing = name
+		}
+		return v
+	})
+	if missing != "" {
+		return "", fmt.Errorf("%q uses ${%s}, which is not set in the environment", s, missing)
+	}
+	return out, nil
 }
 
 func checkScalarTag(typ string, n *yaml.Node) error {
@@ -335,7 +368,11 @@ func setList(f reflect.Value, p Param, items []*yaml.Node) error {
 		if err := checkScalarTag(elem.Type, it); err != nil {
 			return fmt.Errorf("item %d: %v", i+1, err)
 		}
-		if err := setFromString(list.Index(i), elem, it.Value); err != nil {
+		v, err := expandEnv(it.Value)
+		if err != nil {
+			return fmt.Errorf("item %d: %v", i+1, err)
+		}
+		if err := setFromString(list.Index(i), elem, v); err != nil {
 			return fmt.Errorf("item %d: %v", i+1, err)
 		}
 	}
