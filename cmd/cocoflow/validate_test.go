@@ -67,7 +67,7 @@ func TestValidateKnowsWhatCanRun(t *testing.T) {
 		{"unknown family", gen("      family: sdxxl\n"), nil, `c.yaml:7:15: stage "gen": family: unknown model family "sdxxl" (known: [sdxl tiny])`},
 		{"unknown family by --set", gen(""), []string{"--set", "gen.family=sdxxl"}, `unknown model family "sdxxl"`},
 		{"missing folder", gen("      family: sdxl\n      model_dir: ${COCOFLOW_MODELS}/nowhere\n"), nil, `c.yaml:8:18: stage "gen": model_dir: sdxl: model folder: stat ` + models + `/nowhere: no such file or directory`},
-		{"unset variable", gen("      family: sdxl\n      model_dir: ${COCOFLOW_MODELZ}/sdxl\n"), nil, `c.yaml:8:18: environment variable COCOFLOW_MODELZ is unset or empty`},
+		{"unset variable", gen("      family: sdxl\n      model_dir: ${COCOFLOW_MODELZ}/sdxl\n"), nil, `c.yaml:8:18: stage "gen": parameter "model_dir": "${COCOFLOW_MODELZ}/sdxl" uses ${COCOFLOW_MODELZ}, which is not set in the environment`},
 		{"signature misfit", gen("      family: sdxl\n      model_dir: ${COCOFLOW_MODELS}/misfit\n"), nil, `c.yaml:8:18: stage "gen": model_dir: sdxl: ` + misfit + `/unet/model.onnx: no input sample (inputs: latent_sample): not an SDXL UNet export`},
 		{"tiny family, not a generator folder", gen("      model_dir: ${COCOFLOW_MODELS}/sdxl\n"), nil, `c.yaml:7:18: stage "gen": model_dir: tiny: want a generator folder (config.json, checkpoint.bin) as Save writes it`},
 		{"unknown caption backend", "name: v\nstages:\n  - id: ingest\n    uses: ingest\n  - id: caption\n    uses: caption\n    inputs: {images: ingest}\n    with: {backend: llava}\n", nil, `c.yaml:8:21: stage "caption": parameter "backend": want one of template, openai, got "llava"`},
