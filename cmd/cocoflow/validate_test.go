@@ -70,6 +70,7 @@ func TestValidateKnowsWhatCanRun(t *testing.T) {
 		{"unset variable", gen("      family: sdxl\n      model_dir: ${COCOFLOW_MODELZ}/sdxl\n"), nil, `c.yaml:8:18: stage "gen": parameter "model_dir": "${COCOFLOW_MODELZ}/sdxl" uses ${COCOFLOW_MODELZ}, which is not set in the environment`},
 		{"signature misfit", gen("      family: sdxl\n      model_dir: ${COCOFLOW_MODELS}/misfit\n"), nil, `c.yaml:8:18: stage "gen": model_dir: sdxl: ` + misfit + `/unet/model.onnx: no input sample (inputs: latent_sample): not an SDXL UNet export`},
 		{"tiny family, not a generator folder", gen("      model_dir: ${COCOFLOW_MODELS}/sdxl\n"), nil, `c.yaml:7:18: stage "gen": model_dir: tiny: want a generator folder (config.json, checkpoint.bin) as Save writes it`},
+		{"missing dataset folder", "name: v\nstages:\n  - id: ingest\n    uses: ingest\n    with:\n      dataset: celeba\n      root: ${COCOFLOW_MODELS}/celeba\n", nil, `c.yaml:7:13: stage "ingest": root: dataset celeba: stat ` + models + `/celeba: no such file or directory`},
 		{"unknown caption backend", "name: v\nstages:\n  - id: ingest\n    uses: ingest\n  - id: caption\n    uses: caption\n    inputs: {images: ingest}\n    with: {backend: llava}\n", nil, `c.yaml:8:21: stage "caption": parameter "backend": want one of template, openai, got "llava"`},
 		{"unknown mask backend", "name: v\nstages:\n  - id: ingest\n    uses: ingest\n  - id: mask\n    uses: mask\n    inputs: {images: ingest}\n    with: {backend: sam}\n", nil, `c.yaml:8:21: stage "mask": parameter "backend": want one of`},
 	}
