@@ -191,19 +191,38 @@ func sliceOf(c *cli.Context) (pipeline.Slice, error) {
 	return s, err
 }
 
-// setFlag is --set STAGE.PARAM=VALUE of run and validate.
-var setFlag = &cli.StringSliceFlag{Name: "set", Usage: "override a stage parameter, STAGE.PARAM=VALUE (repeatable; VALUE is YAML: 8, true, [1, 2])"}
+// setFlag is --set STAGE.PARAM=VALUE of run and validate. Its values are kept whole (a
+// StringSliceFlag would split [1, 2] at the comma).
+var setFlag = &cli.GenericFlag{Name: "set", Value: &overrideList{}, Usage: "override a stage parameter, STAGE.PARAM=VALUE (repeatable; VALUE is YAML: 8, true, [1, 2])"}
+
+// overrideList collects --set values.
+type overrideList struct{ list []pipeline.Override }
+
+func (l *overrideList) Set(s string) error {
+	o, err := pipeline.ParseOverride(s)
+	if err != nil {
+		return err
+	}
+	l.list = append(l.list, o)
+	return nil
+}
+
+func (l *overrideList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(l.list))
+	for i, o := range l.list {
+		parts[i] = o.String()
+	}
+	return strings.Join(parts, " ")
+}
 
 func overridesOf(c *cli.Context) ([]pipeline.Override, error) {
-	var out []pipeline.Override
-	for _, s := range c.StringSlice("set") {
-		o, err := pipeline.ParseOverride(s)
-		if err != nil {
-			return nil, usagef("%v", err)
-		}
-		out = append(out, o)
+	if l, ok := c.Generic("set").(*overrideList); ok && l != nil {
+		return l.list, nil
 	}
-	return out, nil
+	return nil, nil
 }
 
 func validateCommand() *cli.Command {
