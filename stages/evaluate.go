@@ -61,6 +61,9 @@ func init() {
 		},
 		Models: (*evaluateParams).models,
 		Check: func(p *evaluateParams) error {
+			if err := checkFamily(p.Family, p.ModelDir); err != nil {
+				return err
+			}
 			for _, m := range p.Methods {
 				if m != "dataset" && m != "no_code" && m != "cocoins" {
 					return fmt.Errorf("methods: unknown method %q (dataset, no_code, cocoins)", m)
@@ -74,10 +77,8 @@ func init() {
 					return fmt.Errorf("metrics: unknown measure %q (face_sim, face_div, clip_t, dreamsim)", m)
 				}
 			}
-			if _, err := loadPromptSet(p.PromptSet); err != nil {
-				return err
-			}
-			return checkFamily(p.Family, p.ModelDir)
+			_, err := loadPromptSet(p.PromptSet)
+			return err
 		},
 		Run: runEvaluate,
 	})
