@@ -69,6 +69,25 @@ if [ ! -f "$eval" ]; then
   say "experiments/paper/eval.yaml does not exist yet: evaluating with $eval (the tiny judges)"
 fi
 prep_set=(--set "caption.base_url=$llava_url" --set ingest.shard_size=4)
+# Masks: prep.yaml's landmarks, or Grounded SAM 2 on its fixtures (the paper's masks) when this
+# checkout has them and the mask stage knows their thresholds. PAPER_SMOKE_MASK=landmarks or
+# grounded-sam2 chooses; auto (the default) takes grounded-sam2 when it can run.
+mask=${PAPER_SMOKE_MASK:-auto}
+if [ "$mask" = auto ]; then
+  mask=landmarks
+  if [ -e "$COCOFLOW_MODELS/grounding-dino" ] && [ -e "$COCOFLOW_MODELS/sam2" ] && $cf stages mask | grep -q box_threshold; then
+    mask=grounded-sam2
+  fi
+fi
+case "$mask" in
+  landmarks) ;;
+  grounded-sam2)
+    # Random weights score every box alike: threshold 0 keeps the best one.
+    prep_set+=(--set mask.backend=grounded-sam2 --set 'mask.grounding_model=${COCOFLOW_MODELS}/grounding-dino'
+      --set 'mask.sam_model=${COCOFLOW_MODELS}/sam2' --set mask.box_threshold=0) ;;
+  *) say "PAPER_SMOKE_MASK: want auto, landmarks or grounded-sam2, got $mask"; exit 2 ;;
+esac
+say "masks: $mask"
 train_set=(--set train.steps=2 --set train.batch=1 --set train.width=16 --set train.code_dim=8
   --set train.checkpoint_every=1 --set samples.steps=2 --set 'samples.seeds=[0]' --set 'samples.codes=[1, 2]')
 eval_set=()
@@ -109,7 +128,10 @@ models=(-models "\${COCOFLOW_MODELS}=$COCOFLOW_MODELS")
 if [ "$eval" = tools/paper-smoke/eval-tiny-judges.yaml ]; then
   models+=(-models models/judges/tinyface/weights -models models/judges/tinyclip/weights)
 fi
-bin/paper-smoke report -out "$work/report.md" -runs "$work/runs" -tables "$work/runs/paper-eval/report" "${models[@]}"
+notes=(-note "configs: $prep, $train, $eval (overrides in each run's _run.json args)" -note "masks: $mask"
+  -note "captions: the fake LLaVA server at $llava_url (tools/paper-smoke fake-llava)")
+$shards && notes+=(-note "sharding: prep as 3 slices + the final run gave the same $n shards, byte for byte, as one machine")
+bin/paper-smoke report -out "$work/report.md" -runs "$work/runs" -tables "$work/runs/paper-eval/report" "${models[@]}" "${notes[@]}"
 cat "$work/runs/paper-eval/report/table1.md"
 echo
 cat "$work/runs/paper-eval/report/table2.md"

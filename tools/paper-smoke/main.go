@@ -240,7 +240,8 @@ func reportCmd(args []string) error {
 	out := fs.String("out", "", "report file to write")
 	runs := fs.String("runs", "", "the smoke's workdir (runs/<run>/_run.json)")
 	tables := fs.String("tables", "", "the report stage's folder (table1.md, table2.md)")
-	var models repeated
+	var models, notes repeated
+	fs.Var(&notes, "note", "a line for the report's header (repeatable)")
 	fs.Var(&models, "models", "a model folder whose files are listed, as DIR or LABEL=DIR (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -254,6 +255,12 @@ func reportCmd(args []string) error {
 		"(prep, train, eval) through ONNX Runtime and GoMLX on random-weight signature fixtures, " +
 		"synthfaces renders in CelebA's layout and a fake LLaVA server; every number below is " +
 		"meaningless as a result.\n\n")
+	for _, n := range notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n")
+	}
 	b.WriteString("## Model files used\n\n| file | bytes | sha256 |\n|---|---:|---|\n")
 	for _, arg := range models {
 		label, root, ok := strings.Cut(arg, "=")
