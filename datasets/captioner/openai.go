@@ -402,9 +402,12 @@ type chatResponse struct {
 func (o *OpenAI) ask(ctx context.Context, class, prompt, dataURI string, seed uint64) (Caption, error) {
 	body, err := json.Marshal(chatRequest{
 		Model: o.cfg.Model,
+		// The image before the instruction: LLaVA's own prompt order ("<image>\n..."), and
+		// the image's tokens are then a prefix the prompts of one image share, which a
+		// server's prefix cache (vLLM's) computes once.
 		Messages: []chatMessage{{Role: "user", Content: []contentPart{
-			{Type: "text", Text: prompt},
 			{Type: "image_url", ImageURL: &imageURL{URL: dataURI}},
+			{Type: "text", Text: prompt},
 		}}},
 		MaxTokens:   o.cfg.MaxTokens,
 		Temperature: o.cfg.Temperature,

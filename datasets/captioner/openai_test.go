@@ -63,10 +63,10 @@ func completion(text string) string {
 // promptOf decodes the request and returns its text prompt ("" when undecodable).
 func promptOf(r *http.Request) (wireRequest, string) {
 	var w wireRequest
-	if err := json.NewDecoder(r.Body).Decode(&w); err != nil || len(w.Messages) == 0 || len(w.Messages[0].Content) == 0 {
+	if err := json.NewDecoder(r.Body).Decode(&w); err != nil || len(w.Messages) == 0 || len(w.Messages[0].Content) < 2 {
 		return w, ""
 	}
-	return w, w.Messages[0].Content[0].Text
+	return w, w.Messages[0].Content[1].Text
 }
 
 // newServer starts a test server with handler h and returns a config pointing at it.
@@ -139,10 +139,10 @@ func TestOpenAIRequestFormat(t *testing.T) {
 				t.Fatalf("request %d: want one user message with a text and an image part, got %+v", i, wr.Messages)
 			}
 			c := wr.Messages[0].Content
-			if c[0].Type != "text" || c[1].Type != "image_url" || c[1].ImageURL.URL != wantURI {
-				t.Errorf("request %d: parts %q/%q, image url %.40q…, want text then image_url %.40q…", i, c[0].Type, c[1].Type, c[1].ImageURL.URL, wantURI)
+			if c[0].Type != "image_url" || c[1].Type != "text" || c[0].ImageURL.URL != wantURI {
+				t.Errorf("request %d: parts %q/%q, image url %.40q…, want image_url %.40q… then text", i, c[0].Type, c[1].Type, c[0].ImageURL.URL, wantURI)
 			}
-			prompts[c[0].Text] = true
+			prompts[c[1].Text] = true
 		}
 		if !prompts["First prompt here."] || !prompts["Second prompt here."] {
 			t.Errorf("%s: prompts sent %v, want both configured prompts", img.name, prompts)
@@ -624,7 +624,7 @@ func TestOpenAIPaperDefaults(t *testing.T) {
 			http.Error(w, "want seed and top_p", http.StatusBadRequest)
 			return
 		}
-		prompt := req.Messages[0].Content[0].Text
+		prompt := req.Messages[0].Content[1].Text
 		mu.Lock()
 		got = append(got, seen{prompt, *req.Seed, *req.TopP})
 		tries := 0
