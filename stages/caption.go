@@ -36,7 +36,7 @@ type captionParams struct {
 func init() {
 	pipeline.Register(pipeline.Spec[captionParams]{
 		Name:    "caption",
-		Version: "2", // 2: openai sends top_p and a seed per request, asks again for a caption without the concept word
+		Version: "2", // 2: openai sends the image first, top_p and a seed per request, and asks again for a caption without the concept word
 		Doc: "Writes per_image different captions per image, each containing the image's concept word " +
 			"(recorded with its byte offset). Backends: template (attribute phrases; never all of an " +
 			"identity's attributes) and openai (LLaVA-NeXT or any vision-language model behind an " +
