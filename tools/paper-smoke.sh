@@ -21,8 +21,14 @@ case "${1:-}" in
 esac
 start=$SECONDS
 work=${PAPER_SMOKE_DIR:-runs/paper-smoke}
+# Wipe only a folder an earlier smoke made (or an empty one), never a folder of other things.
+if [ -d "$work" ] && [ ! -e "$work/.paper-smoke" ] && [ -n "$(ls -A "$work")" ]; then
+  echo "paper-smoke: $work exists and was not made by paper-smoke; choose another PAPER_SMOKE_DIR" >&2
+  exit 2
+fi
 rm -rf "$work"
 mkdir -p "$work"
+touch "$work/.paper-smoke"
 work=$(cd "$work" && pwd)
 say() { echo "paper-smoke: $*" >&2; }
 
