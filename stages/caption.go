@@ -46,6 +46,20 @@ func init() {
 		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
 		Outputs: []pipeline.Port{{Name: "captions", Doc: "per_image rows per image", Schema: CaptionRow{}}},
 		Sharded: true,
+		// The openai captioner's settings are checked at config load (a URL without a scheme,
+		// an unset api_key_env), at the value's line; the server is not contacted.
+		Check: func(p *captionParams) error {
+			if p.Backend != "openai" {
+				return nil
+			}
+			_, _, err := newCaptioner(p)
+			for field, param := range map[string]string{"BaseURL": "base_url", "Model": "model", "Prompts": "prompts", "APIKeyEnv": "api_key_env", "Concepts": "concepts"} {
+				if err != nil && strings.Contains(err.Error(), "OpenAIConfig."+field) {
+					return pipeline.ParamErr(param, err)
+				}
+			}
+			return err
+		},
 		New: func(p *captionParams) (pipeline.Stage, error) {
 			capt, backend, err := newCaptioner(p)
 			if err != nil {
