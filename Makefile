@@ -6,7 +6,7 @@ ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
 export COCOFLOW_ORT_LIB := $(abspath $(ORT_LIB))
 BIN := bin/cocoflow
 
-.PHONY: demo test bench lint build ort clean prep check-shards
+.PHONY: demo test bench lint build ort clean prep check-shards paper-smoke paper-smoke-shards
 
 ## demo: set up and run the whole tiny study (prep -> train -> eval), print Table 1
 demo: build
@@ -37,6 +37,14 @@ prep: build
 ## check-shards: read every prep shard with DuckDB (an independent Parquet reader)
 check-shards: prep
 	bash tools/check-shards.sh runs/tiny-prep
+
+## paper-smoke: the paper configs end to end on signature fixtures (proves the wiring, not the numbers)
+paper-smoke: ort
+	bash tools/paper-smoke.sh
+
+## paper-smoke-shards: paper-smoke, plus prep as 3 slices + the final run compared byte for byte
+paper-smoke-shards: ort
+	bash tools/paper-smoke.sh --shards
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cocoflow

@@ -85,16 +85,17 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // LoadConfig reads and validates a config file: syntax, known keys, parameter types and bounds,
 // stage kinds, input references, duplicate ids and cycles. Every error names the file and line.
-func LoadConfig(path string) (*Config, error) {
+// Overrides (`cocoflow run --set`) replace or add stage parameters before validation.
+func LoadConfig(path string, overrides ...Override) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(path, data)
+	return ParseConfig(path, data, overrides...)
 }
 
 // ParseConfig parses config text; path is used in error messages and to resolve nothing else.
-func ParseConfig(path string, data []byte) (*Config, error) {
+func ParseConfig(path string, data []byte, overrides ...Override) (*Config, error) {
 	pos := Pos{File: path}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -109,6 +110,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, pos.At(root).Errorf("config must be a mapping with name and stages, got %s", nodeKind(root))
+	}
+	if err := applyOverrides(pos, root, overrides); err != nil {
+		return nil, err
 	}
 	cfg := &Config{Path: path, Workdir: "runs"}
 	var stagesNode *yaml.Node
@@ -279,6 +283,12 @@ func parseStage(pos Pos, sn *yaml.Node) (*StageConfig, error) {
 			at := pos.At(sn)
 			if withNode != nil {
 				at = pos.At(withNode)
+			}
+			var pe *ParamError
+			if errors.As(err, &pe) {
+				if v := mapValue(withNode, pe.Param); v != nil {
+					at = pos.At(v)
+				}
 			}
 			return nil, at.Errorf("stage %q: %v", sc.ID, err)
 		}

@@ -62,7 +62,10 @@ type Spec[P any] struct {
 	// the run manifest records them.
 	Models func(p *P) (map[string]string, error)
 	// Check validates parameter combinations beyond types and bounds (optional); it runs at
-	// config load, so `cocoflow validate` reports it with the stage's line.
+	// config load, so `cocoflow validate` reports it with the stage's line, or with the line
+	// and column of one parameter's value when the error is (or wraps) a *ParamError. It is
+	// also where a stage checks what it will load can run (a model family, a model folder's
+	// signature) before any stage of the run starts: cheaply, without loading weights.
 	Check func(p *P) error
 	// Run runs the stage with its validated parameters. Set Run, or New when building the
 	// stage does work of its own that can fail before any input is read (opening a model,
@@ -177,3 +180,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// ParamError is a Check error about one parameter: the config loader reports it at the line
+// and column of that parameter's value.
+type ParamError struct {
+	Param string // the parameter's YAML key
+	Err   error
+}
+
+// ParamErr wraps err (nil stays nil) as a *ParamError about param.
+func ParamErr(param string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ParamError{Param: param, Err: err}
+}
+
+func (e *ParamError) Error() string { return e.Param + ": " + e.Err.Error() }
+func (e *ParamError) Unwrap() error { return e.Err }

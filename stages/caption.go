@@ -16,25 +16,27 @@ import (
 )
 
 type captionParams struct {
-	Backend     string        `param:"backend" default:"template" enum:"template,openai" doc:"template (from attributes) or openai (a vision-language model behind an OpenAI-compatible server)"`
-	PerImage    int           `param:"per_image" default:"2" min:"2" max:"16" doc:"captions per image (CoCoIns pairs two different captions of one image)"`
-	Attributes  int           `param:"attributes" default:"2" min:"1" max:"8" doc:"template: most attribute keys one caption names (an identity has more)"`
-	BaseURL     string        `param:"base_url" default:"http://localhost:8000/v1" doc:"openai: server base URL (vLLM, llama.cpp server, Ollama /v1)"`
-	Model       string        `param:"model" default:"llava-hf/llava-v1.6-mistral-7b-hf" doc:"openai: model name as the server knows it"`
-	Prompts     []string      `param:"prompts" doc:"openai: one instruction per caption (default: two built-in instructions)"`
-	APIKeyEnv   string        `param:"api_key_env" default:"" fingerprint:"-" doc:"openai: environment variable holding a bearer token"`
-	MaxTokens   int           `param:"max_tokens" default:"77" min:"8" doc:"openai: tokens per caption"`
-	Temperature float64       `param:"temperature" default:"0.7" min:"0" max:"2" doc:"openai: sampling temperature"`
-	Concepts    []string      `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words a caption must contain one of"`
-	Concurrency int           `param:"concurrency" default:"4" min:"1" fingerprint:"-" doc:"openai: requests in flight"`
-	Timeout     time.Duration `param:"timeout" default:"60s" fingerprint:"-" doc:"openai: per request"`
-	Retries     int           `param:"retries" default:"4" min:"0" fingerprint:"-" doc:"openai: retries on network errors, 429 and 5xx"`
+	Backend      string        `param:"backend" default:"template" enum:"template,openai" doc:"template (from attributes) or openai (a vision-language model behind an OpenAI-compatible server)"`
+	PerImage     int           `param:"per_image" default:"2" min:"2" max:"16" doc:"captions per image (CoCoIns pairs two different captions of one image)"`
+	Attributes   int           `param:"attributes" default:"2" min:"1" max:"8" doc:"template: most attribute keys one caption names (an identity has more)"`
+	BaseURL      string        `param:"base_url" default:"http://localhost:8000/v1" doc:"openai: server base URL (vLLM, llama.cpp server, Ollama /v1)"`
+	Model        string        `param:"model" default:"llava-hf/llava-v1.6-mistral-7b-hf" doc:"openai: model name as the server knows it"`
+	Prompts      []string      `param:"prompts" doc:"openai: one instruction per caption, {concept} standing for the image's concept word (default: captioner.DefaultPrompts, the two LLaVA-NeXT instructions of the paper prep)"`
+	APIKeyEnv    string        `param:"api_key_env" default:"" fingerprint:"-" doc:"openai: environment variable holding a bearer token"`
+	MaxTokens    int           `param:"max_tokens" default:"77" min:"8" doc:"openai: tokens per caption"`
+	Temperature  float64       `param:"temperature" default:"0.7" min:"0" max:"2" doc:"openai: sampling temperature (sampled, with a seed per request, so that two prompts and a retry give different captions)"`
+	TopP         float64       `param:"top_p" default:"0.9" min:"0" max:"1" doc:"openai: nucleus sampling top_p (0: the server's default)"`
+	ConceptTries int           `param:"concept_retries" default:"2" min:"0" doc:"openai: more samples of a prompt whose caption lacks the concept word or repeats another's; then the row records the failure"`
+	Concepts     []string      `param:"concepts" default:"man,woman,boy,girl,person,cat,dog" doc:"concept words a caption must contain one of"`
+	Concurrency  int           `param:"concurrency" default:"4" min:"1" fingerprint:"-" doc:"openai: requests in flight"`
+	Timeout      time.Duration `param:"timeout" default:"60s" fingerprint:"-" doc:"openai: per request"`
+	Retries      int           `param:"retries" default:"4" min:"0" fingerprint:"-" doc:"openai: retries on network errors, 429 and 5xx"`
 }
 
 func init() {
 	pipeline.Register(pipeline.Spec[captionParams]{
 		Name:    "caption",
-		Version: "1",
+		Version: "2", // 2: openai sends the image first, top_p and a seed per request, and asks again for a caption without the concept word
 		Doc: "Writes per_image different captions per image, each containing the image's concept word " +
 			"(recorded with its byte offset). Backends: template (attribute phrases; never all of an " +
 			"identity's attributes) and openai (LLaVA-NeXT or any vision-language model behind an " +
@@ -44,6 +46,20 @@ func init() {
 		Inputs:  []pipeline.Port{{Name: "images", Doc: "ingest output"}},
 		Outputs: []pipeline.Port{{Name: "captions", Doc: "per_image rows per image", Schema: CaptionRow{}}},
 		Sharded: true,
+		// The openai captioner's settings are checked at config load (a URL without a scheme,
+		// an unset api_key_env), at the value's line; the server is not contacted.
+		Check: func(p *captionParams) error {
+			if p.Backend != "openai" {
+				return nil
+			}
+			_, _, err := newCaptioner(p)
+			for field, param := range map[string]string{"BaseURL": "base_url", "Model": "model", "Prompts": "prompts", "APIKeyEnv": "api_key_env", "Concepts": "concepts"} {
+				if err != nil && strings.Contains(err.Error(), "OpenAIConfig."+field) {
+					return pipeline.ParamErr(param, err)
+				}
+			}
+			return err
+		},
 		New: func(p *captionParams) (pipeline.Stage, error) {
 			capt, backend, err := newCaptioner(p)
 			if err != nil {
@@ -62,13 +78,21 @@ func newCaptioner(p *captionParams) (captioner.Captioner, string, error) {
 	}
 	c, err := captioner.NewOpenAI(captioner.OpenAIConfig{
 		BaseURL: p.BaseURL, Model: p.Model, Prompts: p.Prompts, APIKeyEnv: p.APIKeyEnv,
-		MaxTokens: p.MaxTokens, Temperature: p.Temperature, Concurrency: p.Concurrency,
+		MaxTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, ConceptRetries: conceptRetries(p.ConceptTries), Concurrency: p.Concurrency,
 		Timeout: p.Timeout, Retries: p.Retries, Concepts: p.Concepts,
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	return c, "openai:" + p.Model, nil
+}
+
+// conceptRetries maps the stage's count (0: none) to OpenAIConfig's (0: its default, < 0: none).
+func conceptRetries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func runCaption(ctx context.Context, job *pipeline.Job, p *captionParams, capt captioner.Captioner, backend string) error {

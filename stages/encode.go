@@ -37,6 +37,7 @@ func init() {
 			{Name: "tokens", Doc: "one row per caption", Schema: TokenRow{}},
 		},
 		Sharded: true,
+		Check:   func(p *encodeParams) error { return checkFamily(p.Family, p.ModelDir) },
 		New: func(p *encodeParams) (pipeline.Stage, error) {
 			spec, err := family.Lookup(p.Family)
 			if err != nil {

@@ -67,6 +67,9 @@ func init() {
 		},
 		Models: (*evaluateParams).models,
 		Check: func(p *evaluateParams) error {
+			if err := checkFamily(p.Family, p.ModelDir); err != nil {
+				return err
+			}
 			for _, m := range p.Methods {
 				if lookupEvalMethod(m) == nil {
 					return fmt.Errorf("methods: unknown method %q (%s)", m, strings.Join(evalMethodNames(), ", "))

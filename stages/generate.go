@@ -54,7 +54,7 @@ func init() {
 			if len(p.Codes)%p.CodesPerPrompt != 0 {
 				return fmt.Errorf("%d codes cannot be grouped %d per prompt", len(p.Codes), p.CodesPerPrompt)
 			}
-			return nil
+			return checkFamily(p.Family, p.ModelDir)
 		},
 		Run: runGenerate,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"os"
 
 	"github.com/cocoflow/cocoflow/datasets/afhq"
 	"github.com/cocoflow/cocoflow/datasets/celeba"
@@ -39,6 +40,13 @@ func init() {
 		Check: func(p *ingestParams) error {
 			if (p.Dataset == "celeba" || p.Dataset == "afhq") && p.Root == "" {
 				return fmt.Errorf("dataset %s needs root: the folder holding it", p.Dataset)
+			}
+			if p.Root != "" {
+				if fi, err := os.Stat(p.Root); err != nil {
+					return pipeline.ParamErr("root", fmt.Errorf("dataset %s: %w", p.Dataset, err))
+				} else if !fi.IsDir() {
+					return pipeline.ParamErr("root", fmt.Errorf("dataset %s: %s is not a folder", p.Dataset, p.Root))
+				}
 			}
 			return nil
 		},

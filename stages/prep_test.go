@@ -290,12 +290,12 @@ func TestOpenAICaptionsThroughTheStage(t *testing.T) {
 			return
 		}
 		n := calls.Add(1)
-		img := req.Messages[0].Content[1].ImageURL.URL
+		img := req.Messages[0].Content[0].ImageURL.URL
 		if strings.HasPrefix(img, "data:image/png;base64,iVBOR") && n%7 == 3 {
 			fmt.Fprint(w, "<html>upstream exploded</html>")
 			return
 		}
-		prompt := req.Messages[0].Content[0].Text
+		prompt := req.Messages[0].Content[1].Text
 		fmt.Fprintf(w, `{"choices":[{"message":{"role":"assistant","content":"A person with a friendly face (%d chars of prompt)."}}]}`, len(prompt))
 	}))
 	defer srv.Close()

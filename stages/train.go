@@ -79,7 +79,10 @@ func init() {
 			if p.TMin > p.TMax {
 				return fmt.Errorf("t_min %d is above t_max %d", p.TMin, p.TMax)
 			}
-			return p.options().Loss.Validate()
+			if err := p.options().Loss.Validate(); err != nil {
+				return err
+			}
+			return checkFamily(p.Family, p.ModelDir)
 		},
 		Run: runTrain,
 	})

@@ -128,6 +128,7 @@ func runCommand() *cli.Command {
 			&cli.BoolFlag{Name: "verify", Usage: "hash every shard before reusing it; without it only shards whose size or modification time changed are hashed"},
 			&cli.BoolFlag{Name: "retry-failed", Usage: "make every failed row again, permanent failures included (transient ones are always retried)"},
 			&cli.Float64Flag{Name: "max-failed-share", Value: pipeline.DefaultMaxFailedShare, Usage: "fail a stage when more than this share of its rows failed (0: any failed row)"},
+			setFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -140,7 +141,11 @@ func runCommand() *cli.Command {
 			if share == 0 {
 				share = -1 // pipeline.Options: negative means no failed row is allowed
 			}
-			cfg, err := pipeline.LoadConfig(c.Args().First())
+			overrides, err := overridesOf(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := pipeline.LoadConfig(c.Args().First(), overrides...)
 			if err != nil {
 				return err
 			}
@@ -186,18 +191,57 @@ func sliceOf(c *cli.Context) (pipeline.Slice, error) {
 	return s, err
 }
 
+// setFlag is --set STAGE.PARAM=VALUE of run and validate. Its values are kept whole (a
+// StringSliceFlag would split [1, 2] at the comma).
+var setFlag = &cli.GenericFlag{Name: "set", Value: &overrideList{}, Usage: "override a stage parameter, STAGE.PARAM=VALUE (repeatable; VALUE is YAML: 8, true, [1, 2])"}
+
+// overrideList collects --set values.
+type overrideList struct{ list []pipeline.Override }
+
+func (l *overrideList) Set(s string) error {
+	o, err := pipeline.ParseOverride(s)
+	if err != nil {
+		return err
+	}
+	l.list = append(l.list, o)
+	return nil
+}
+
+func (l *overrideList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(l.list))
+	for i, o := range l.list {
+		parts[i] = o.String()
+	}
+	return strings.Join(parts, " ")
+}
+
+func overridesOf(c *cli.Context) ([]pipeline.Override, error) {
+	if l, ok := c.Generic("set").(*overrideList); ok && l != nil {
+		return l.list, nil
+	}
+	return nil, nil
+}
+
 func validateCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "validate",
 		Usage:     "check configs (syntax, stage kinds, parameters, inputs, cycles) without running them",
 		ArgsUsage: "CONFIG.yaml...",
+		Flags:     []cli.Flag{setFlag},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usagef("validate: want one or more config files")
 			}
+			overrides, err := overridesOf(c)
+			if err != nil {
+				return err
+			}
 			var failed []string
 			for _, path := range c.Args().Slice() {
-				cfg, err := pipeline.LoadConfig(path)
+				cfg, err := pipeline.LoadConfig(path, overrides...)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					failed = append(failed, path)

@@ -212,7 +212,7 @@ func newCaptionServer(t *testing.T) *captionServer {
 			return
 		}
 		s.calls.Add(1)
-		prompt, image := req.Messages[0].Content[0].Text, req.Messages[0].Content[1].ImageURL.URL
+		image, prompt := req.Messages[0].Content[0].ImageURL.URL, req.Messages[0].Content[1].Text
 		h := fnv.New32a()
 		h.Write([]byte(image))
 		switch mode := s.mode.Load(); {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -22,23 +23,40 @@ import (
 )
 
 var (
-	// DefaultPrompts are the instructions OpenAI sends when OpenAIConfig.Prompts is nil: two
-	// different ones, so that an image gets two different captions.
+	// DefaultPrompts are the instructions OpenAI sends when OpenAIConfig.Prompts is nil: the
+	// captioning instructions of the paper-scale prep (experiments/paper/prep.yaml), written for
+	// LLaVA-NeXT (llava-hf/llava-v1.6-mistral-7b-hf). CoCoIns trains on two different captions
+	// of one image, each naming the subject's concept word, that describe the scene and not
+	// who the person is (the code, not the caption, is to carry the identity). The two
+	// instructions ask for different things (action and setting; look and expression) so that
+	// the captions differ even when the model would repeat itself, and {concept} is replaced by
+	// the image's concept word (Request.Class, "person" without one) so that the word the
+	// pseudo-word is inserted before is in the caption. The paper does not publish its
+	// instruction; these are cocoflow's.
 	DefaultPrompts = []string{
-		"Describe the person in this image in one sentence.",
-		"Write a short caption of this image that mentions the main subject.",
+		"Write one sentence of at most 25 words that describes this photo for a text-to-image model. " +
+			"Refer to the subject as \"a {concept}\" and say what the {concept} is doing and where. " +
+			"Do not name the person. Answer with the sentence only.",
+		"Describe the {concept} in this photo in one short sentence that contains the word \"{concept}\": " +
+			"their expression, hair or clothing, and the background. Do not name the person. " +
+			"Answer with the sentence only.",
 	}
 	// DefaultConcepts are the concept words OpenAI looks for when OpenAIConfig.Concepts is nil.
 	DefaultConcepts = []string{"man", "woman", "boy", "girl", "person", "cat", "dog"}
 )
 
+// ConceptPlaceholder in a prompt is replaced by the image's concept word (Request.Class, or
+// "person" when the request has none).
+const ConceptPlaceholder = "{concept}"
+
 const (
-	defaultMaxTokens   = 96
-	defaultConcurrency = 4
-	defaultTimeout     = 60 * time.Second
-	defaultRetries     = 3
-	defaultBackoff     = 500 * time.Millisecond
-	defaultMaxBackoff  = 60 * time.Second
+	defaultMaxTokens    = 96
+	defaultConcurrency  = 4
+	defaultTimeout      = 60 * time.Second
+	defaultRetries      = 3
+	defaultConceptTries = 2
+	defaultBackoff      = 500 * time.Millisecond
+	defaultMaxBackoff   = 60 * time.Second
 	// maxBody bounds how much of a response is read.
 	maxBody = 4 << 20
 	// excerptLen bounds the body excerpt quoted in errors.
@@ -49,20 +67,25 @@ const (
 // OpenAI-compatible chat completions API (vLLM, llama.cpp server, Ollama). Zero fields take the
 // defaults named in their comments.
 type OpenAIConfig struct {
-	BaseURL     string        // API root, e.g. http://localhost:8000/v1; requests go to BaseURL/chat/completions
-	Model       string        // model name the server knows, e.g. llava-hf/llava-v1.6-mistral-7b-hf; required
-	Prompts     []string      // one request per caption; nil: DefaultPrompts
-	APIKeyEnv   string        // environment variable holding a bearer token; "" sends no Authorization header
-	MaxTokens   int           // max_tokens of each request; 0: 96
-	Temperature float64       // sampling temperature, sent as is (0 is greedy decoding)
-	Concurrency int           // requests in flight at once, shared by all Caption calls of one OpenAI; 0: 4
-	Timeout     time.Duration // limit of one HTTP attempt, reading the body included; 0: 60s
-	Retries     int           // retries after a failed attempt (network error, timeout, 429, 5xx); 0: 3, < 0: none
-	Backoff     time.Duration // wait before the first retry, doubled each retry, with jitter; 0: 500ms
-	MaxBackoff  time.Duration // longest wait between attempts, a Retry-After included; 0: 60s
-	Seed        uint64        // seed of the backoff jitter
-	Concepts    []string      // candidate concept words; nil: DefaultConcepts
-	Client      *http.Client  // HTTP client; nil: a client without its own timeout (Timeout applies)
+	BaseURL     string   // API root, e.g. http://localhost:8000/v1; requests go to BaseURL/chat/completions
+	Model       string   // model name the server knows, e.g. llava-hf/llava-v1.6-mistral-7b-hf; required
+	Prompts     []string // one request per caption; nil: DefaultPrompts
+	APIKeyEnv   string   // environment variable holding a bearer token; "" sends no Authorization header
+	MaxTokens   int      // max_tokens of each request; 0: 96
+	Temperature float64  // sampling temperature, sent as is (0 is greedy decoding)
+	TopP        float64  // nucleus sampling top_p; 0 sends none (the server's default, 1)
+	// ConceptRetries is how many more times a prompt is asked, with another sampling seed,
+	// when its caption lacks a concept word or repeats another prompt's caption; 0: 2, < 0:
+	// none. A prompt still failing then is a PromptError, never a caption without the word.
+	ConceptRetries int
+	Concurrency    int           // requests in flight at once, shared by all Caption calls of one OpenAI; 0: 4
+	Timeout        time.Duration // limit of one HTTP attempt, reading the body included; 0: 60s
+	Retries        int           // retries after a failed attempt (network error, timeout, 429, 5xx); 0: 3, < 0: none
+	Backoff        time.Duration // wait before the first retry, doubled each retry, with jitter; 0: 500ms
+	MaxBackoff     time.Duration // longest wait between attempts, a Retry-After included; 0: 60s
+	Seed           uint64        // seed of the backoff jitter (each request's sampling seed comes from Request.Seed)
+	Concepts       []string      // candidate concept words; nil: DefaultConcepts
+	Client         *http.Client  // HTTP client; nil: a client without its own timeout (Timeout applies)
 }
 
 // OpenAI is a Captioner that asks an OpenAI-compatible vision-language model for one caption
@@ -102,6 +125,8 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		return nil, fmt.Errorf("captioner: OpenAIConfig.Backoff: want >= 0, got %v", cfg.Backoff)
 	case cfg.MaxBackoff < 0:
 		return nil, fmt.Errorf("captioner: OpenAIConfig.MaxBackoff: want >= 0, got %v", cfg.MaxBackoff)
+	case cfg.TopP < 0 || cfg.TopP > 1:
+		return nil, fmt.Errorf("captioner: OpenAIConfig.TopP: want 0 (server default) or a share up to 1, got %g", cfg.TopP)
 	}
 	if cfg.Prompts == nil {
 		cfg.Prompts = DefaultPrompts
@@ -145,6 +170,12 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		cfg.Retries = defaultRetries
 	case cfg.Retries < 0:
 		cfg.Retries = 0
+	}
+	switch {
+	case cfg.ConceptRetries == 0:
+		cfg.ConceptRetries = defaultConceptTries
+	case cfg.ConceptRetries < 0:
+		cfg.ConceptRetries = 0
 	}
 	if cfg.Backoff == 0 {
 		cfg.Backoff = defaultBackoff
@@ -202,9 +233,11 @@ func (e *CaptionError) Unwrap() []error {
 }
 
 // Caption asks the model once per prompt, concurrently within the shared limit, and returns the
-// captions it got in prompt order: the first r.N prompts (all of them when r.N is 0). Each
-// caption is cleaned (trimmed, whitespace collapsed, enclosing quotes stripped) and must name a
-// concept: r.Class when it occurs, else the first of OpenAIConfig.Concepts to occur. When some
+// captions it got in prompt order: the first r.N prompts (all of them when r.N is 0), with
+// {concept} replaced by r.Class. Each caption is cleaned (trimmed, whitespace collapsed,
+// enclosing quotes stripped) and must name a concept: r.Class when it occurs, else the first of
+// OpenAIConfig.Concepts to occur; a caption naming none, or repeating an earlier prompt's, is
+// asked for again with another sampling seed (OpenAIConfig.ConceptRetries times). When some
 // prompts fail (HTTP errors after retries, a body that is not a chat completion, empty
 // content, no concept, a caption equal to an earlier one, a done context) it returns the other
 // captions and a *CaptionError. Requests it can not send at all (no image, an image neither
@@ -223,9 +256,28 @@ func (o *OpenAI) Caption(ctx context.Context, r Request) ([]Caption, error) {
 	}
 	dataURI := "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(r.Image)
 
+	class := strings.TrimSpace(r.Class)
+	word := strings.ToLower(class)
+	if word == "" {
+		word = "person"
+	}
+	prompts := make([]string, n)
+	for i := range prompts {
+		prompts[i] = strings.ReplaceAll(o.cfg.Prompts[i], ConceptPlaceholder, word)
+	}
+	// Each prompt's attempt a samples with seed hash(Request.Seed, i, a): a rerun asks the
+	// server the same questions, and a retry after a caption without the concept word asks
+	// for another sample rather than the same one.
+	seed := func(i, a int) uint64 {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d/%d/%d", r.Seed, i, a)
+		return h.Sum64() >> 1 // vLLM reads the seed as a signed 64-bit integer
+	}
+
 	type result struct {
-		c   Caption
-		err error
+		c       Caption
+		err     error
+		attempt int
 	}
 	results := make([]result, n)
 	var wg sync.WaitGroup
@@ -233,8 +285,13 @@ func (o *OpenAI) Caption(ctx context.Context, r Request) ([]Caption, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := o.ask(ctx, r.Class, o.cfg.Prompts[i], dataURI)
-			results[i] = result{c, err}
+			for a := 0; ; a++ {
+				c, err := o.ask(ctx, class, prompts[i], dataURI, seed(i, a))
+				results[i] = result{c, err, a}
+				if !errors.Is(err, errNoConcept) || a >= o.cfg.ConceptRetries {
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -242,7 +299,16 @@ func (o *OpenAI) Caption(ctx context.Context, r Request) ([]Caption, error) {
 	var caps []Caption
 	cerr := &CaptionError{ID: r.ID, Prompts: n}
 	first := map[string]int{} // lower-cased caption -> prompt index
-	for i, res := range results {
+	for i := range results {
+		res := &results[i]
+		// A caption equal to an earlier prompt's is asked again with later seeds.
+		for res.err == nil && res.attempt < o.cfg.ConceptRetries {
+			if _, dup := first[strings.ToLower(res.c.Text)]; !dup {
+				break
+			}
+			res.attempt++
+			res.c, res.err = o.ask(ctx, class, prompts[i], dataURI, seed(i, res.attempt))
+		}
 		err := res.err
 		if err == nil {
 			key := strings.ToLower(res.c.Text)
@@ -253,7 +319,10 @@ func (o *OpenAI) Caption(ctx context.Context, r Request) ([]Caption, error) {
 			}
 		}
 		if err != nil {
-			cerr.Failures = append(cerr.Failures, PromptError{Index: i, Prompt: o.cfg.Prompts[i], Err: err})
+			if res.attempt > 0 {
+				err = fmt.Errorf("%w (after %d samples)", err, res.attempt+1)
+			}
+			cerr.Failures = append(cerr.Failures, PromptError{Index: i, Prompt: prompts[i], Err: err})
 			continue
 		}
 		caps = append(caps, res.c)
@@ -263,6 +332,9 @@ func (o *OpenAI) Caption(ctx context.Context, r Request) ([]Caption, error) {
 	}
 	return caps, nil
 }
+
+// errNoConcept marks a caption that names no concept word: the prompt is asked again.
+var errNoConcept = errors.New("no concept word")
 
 // transientError marks a failure that a later attempt may not repeat.
 type transientError struct{ err error }
@@ -298,6 +370,8 @@ type chatRequest struct {
 	Messages    []chatMessage `json:"messages"`
 	MaxTokens   int           `json:"max_tokens"`
 	Temperature float64       `json:"temperature"`
+	TopP        float64       `json:"top_p,omitempty"`
+	Seed        uint64        `json:"seed"`
 }
 
 type chatMessage struct {
@@ -325,15 +399,20 @@ type chatResponse struct {
 }
 
 // ask gets one caption for prompt, retrying what can be retried.
-func (o *OpenAI) ask(ctx context.Context, class, prompt, dataURI string) (Caption, error) {
+func (o *OpenAI) ask(ctx context.Context, class, prompt, dataURI string, seed uint64) (Caption, error) {
 	body, err := json.Marshal(chatRequest{
 		Model: o.cfg.Model,
+		// The image before the instruction: LLaVA's own prompt order ("<image>\n..."), and
+		// the image's tokens are then a prefix the prompts of one image share, which a
+		// server's prefix cache (vLLM's) computes once.
 		Messages: []chatMessage{{Role: "user", Content: []contentPart{
-			{Type: "text", Text: prompt},
 			{Type: "image_url", ImageURL: &imageURL{URL: dataURI}},
+			{Type: "text", Text: prompt},
 		}}},
 		MaxTokens:   o.cfg.MaxTokens,
 		Temperature: o.cfg.Temperature,
+		TopP:        o.cfg.TopP,
+		Seed:        seed,
 	})
 	if err != nil {
 		return Caption{}, fmt.Errorf("encode request: %w", err)
@@ -489,7 +568,7 @@ func (o *OpenAI) finish(class, content string) (Caption, error) {
 		if c := strings.TrimSpace(class); c != "" && !slices.Contains(want, strings.ToLower(c)) {
 			want = append([]string{c}, want...)
 		}
-		return Caption{}, fmt.Errorf("caption %q names none of the concepts %s", t, strings.Join(want, ", "))
+		return Caption{}, fmt.Errorf("caption %q names none of the concepts %s: %w", t, strings.Join(want, ", "), errNoConcept)
 	}
 	return Caption{Text: t, Concept: strings.ToLower(word), ConceptStart: start}, nil
 }

@@ -63,10 +63,10 @@ func completion(text string) string {
 // promptOf decodes the request and returns its text prompt ("" when undecodable).
 func promptOf(r *http.Request) (wireRequest, string) {
 	var w wireRequest
-	if err := json.NewDecoder(r.Body).Decode(&w); err != nil || len(w.Messages) == 0 || len(w.Messages[0].Content) == 0 {
+	if err := json.NewDecoder(r.Body).Decode(&w); err != nil || len(w.Messages) == 0 || len(w.Messages[0].Content) < 2 {
 		return w, ""
 	}
-	return w, w.Messages[0].Content[0].Text
+	return w, w.Messages[0].Content[1].Text
 }
 
 // newServer starts a test server with handler h and returns a config pointing at it.
@@ -139,10 +139,10 @@ func TestOpenAIRequestFormat(t *testing.T) {
 				t.Fatalf("request %d: want one user message with a text and an image part, got %+v", i, wr.Messages)
 			}
 			c := wr.Messages[0].Content
-			if c[0].Type != "text" || c[1].Type != "image_url" || c[1].ImageURL.URL != wantURI {
-				t.Errorf("request %d: parts %q/%q, image url %.40q…, want text then image_url %.40q…", i, c[0].Type, c[1].Type, c[1].ImageURL.URL, wantURI)
+			if c[0].Type != "image_url" || c[1].Type != "text" || c[0].ImageURL.URL != wantURI {
+				t.Errorf("request %d: parts %q/%q, image url %.40q…, want image_url %.40q… then text", i, c[0].Type, c[1].Type, c[0].ImageURL.URL, wantURI)
 			}
-			prompts[c[0].Text] = true
+			prompts[c[1].Text] = true
 		}
 		if !prompts["First prompt here."] || !prompts["Second prompt here."] {
 			t.Errorf("%s: prompts sent %v, want both configured prompts", img.name, prompts)
@@ -596,5 +596,111 @@ func TestTransientFailures(t *testing.T) {
 	cfg := newServer(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "x", http.StatusInternalServerError) })
 	if _, err := mustOpenAI(t, cfg).Caption(ctx, Request{ID: "x", Image: testPNG, N: 1}); Transient(err) {
 		t.Fatalf("a cancelled run is not a transient row failure: %v", err)
+	}
+}
+
+// TestOpenAIPaperDefaults checks the documented paper default: the two LLaVA instructions with
+// the image's concept word in place of {concept}, a sampling seed per request, and a caption
+// without the concept word asked again with another seed before it becomes a PromptError.
+func TestOpenAIPaperDefaults(t *testing.T) {
+	type seen struct {
+		prompt string
+		seed   uint64
+		topP   float64
+	}
+	var mu sync.Mutex
+	var got []seen
+	cfg := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"messages"`
+			Seed *uint64  `json:"seed"`
+			TopP *float64 `json:"top_p"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Seed == nil || req.TopP == nil {
+			http.Error(w, "want seed and top_p", http.StatusBadRequest)
+			return
+		}
+		prompt := req.Messages[0].Content[1].Text
+		mu.Lock()
+		got = append(got, seen{prompt, *req.Seed, *req.TopP})
+		tries := 0
+		for _, s := range got {
+			if s.prompt == prompt {
+				tries++
+			}
+		}
+		mu.Unlock()
+		switch {
+		case strings.Contains(prompt, "doing and where") && tries == 1:
+			fmt.Fprint(w, completion("Someone stands in a garden.")) // no concept word: asked again
+		case strings.Contains(prompt, "doing and where"):
+			fmt.Fprint(w, completion("A woman stands in a garden."))
+		default:
+			fmt.Fprint(w, completion("A smiling woman with long hair in front of trees."))
+		}
+	})
+	cfg.TopP = 0.9
+	o := mustOpenAI(t, cfg)
+	caps, err := o.Caption(context.Background(), Request{ID: "celeba-000001", Image: testJPEG, Class: "woman", Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) != 2 || caps[0].Text != "A woman stands in a garden." || caps[1].Concept != "woman" {
+		t.Fatalf("captions %q", texts(caps))
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d requests, want 3 (one prompt asked twice)", len(got))
+	}
+	seeds := map[uint64]bool{}
+	for _, s := range got {
+		if strings.Contains(s.prompt, ConceptPlaceholder) || !strings.Contains(s.prompt, `woman"`) || s.topP != 0.9 {
+			t.Errorf("request %+v: want {concept} replaced by woman and top_p 0.9", s)
+		}
+		seeds[s.seed] = true
+	}
+	if len(seeds) != 3 {
+		t.Errorf("seeds %v: want a different seed for every request", seeds)
+	}
+	// The same request asks with the same seeds again.
+	got = nil
+	if _, err := o.Caption(context.Background(), Request{ID: "celeba-000001", Image: testJPEG, Class: "woman", Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range got {
+		if !seeds[s.seed] {
+			t.Errorf("rerun sent seed %d, not one of the first run's", s.seed)
+		}
+	}
+
+	// A model that never names the concept: ConceptRetries more samples, then a failure of
+	// that prompt naming the caption; never a caption without the word.
+	var n atomic.Int32
+	cfg = newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		fmt.Fprint(w, completion("A red car parked outside."))
+	})
+	cfg.Prompts, cfg.ConceptRetries = []string{"Describe the {concept}."}, 3
+	caps, err = mustOpenAI(t, cfg).Caption(context.Background(), Request{ID: "img3", Image: testPNG, Class: "man"})
+	var ce *CaptionError
+	if !errors.As(err, &ce) || len(caps) != 0 || n.Load() != 4 || !strings.Contains(err.Error(), `"A red car parked outside." names none of the concepts`) || !strings.Contains(err.Error(), "after 4 samples") || Transient(err) {
+		t.Fatalf("%d requests, captions %q, err %v; want 4 requests and a permanent failure", n.Load(), texts(caps), err)
+	}
+	// Two prompts answered alike: the second is asked again and its next answer kept.
+	var m atomic.Int32
+	cfg = newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if m.Add(1) <= 2 {
+			fmt.Fprint(w, completion("A man at the beach."))
+			return
+		}
+		fmt.Fprint(w, completion("A man on the sand by the sea."))
+	})
+	cfg.Prompts = []string{"One.", "Two."}
+	caps, err = mustOpenAI(t, cfg).Caption(context.Background(), Request{ID: "img4", Image: testPNG, Class: "man"})
+	if err != nil || len(caps) != 2 || caps[0].Text == caps[1].Text {
+		t.Fatalf("captions %q, err %v: want two different captions", texts(caps), err)
 	}
 }

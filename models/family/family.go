@@ -96,6 +96,10 @@ type Spec struct {
 	// default), which stage fingerprints include (optional: without it a folder is known by
 	// its path alone, as paper-scale folders of several GB are too large to hash every run).
 	Digest func(dir string) (string, error)
+	// Check tells whether dir holds what the family's Generator, Tokenizer and Autoencoder
+	// will load, cheaply (files, configs, graph signatures; no weights), so that a config
+	// naming a folder that cannot run fails at validation, before any stage starts (optional).
+	Check func(dir string) error
 }
 
 var (
@@ -138,6 +142,16 @@ func namesLocked() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Check returns an error when name is not a registered family or dir does not fit it (see
+// Spec.Check).
+func Check(name, dir string) error {
+	s, err := Lookup(name)
+	if err != nil || s.Check == nil {
+		return err
+	}
+	return s.Check(dir)
 }
 
 // Models is the weight digest of the named family's generator in dir, as a stage kind's

@@ -107,7 +107,22 @@ func TestBadExports(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
+			// Check (validation, no weights) finds the same, except in the text encoders'
+			// graphs, which only Load reads.
+			cerr := Check(dir)
+			if strings.HasPrefix(c.name, "a text encoder") {
+				if cerr != nil {
+					t.Errorf("Check: %v, want nil (it does not read the text encoders' graphs)", cerr)
+				}
+				return
+			}
+			if cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("Check: %v, want Load's error %q", cerr, err)
+			}
 		})
+	}
+	if err := Check(copyFixture(t)); err != nil {
+		t.Errorf("Check of the fixture: %v", err)
 	}
 	if _, err := Load("", Options{}); err == nil || !strings.Contains(err.Error(), "no built-in weights") {
 		t.Errorf("empty model_dir: %v", err)

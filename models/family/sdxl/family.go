@@ -45,6 +45,7 @@ func init() {
 		},
 		Generator: func(dir string) (family.Generator, error) { return Load(dir, Options{}) },
 		Digest:    Digest,
+		Check:     Check,
 	})
 }
 
@@ -60,8 +61,14 @@ func Digest(dir string) (string, error) {
 	if _, err := readLayout(dir); err != nil {
 		return "", err
 	}
+	// A model folder is often a symlink (a farm of them under COCOFLOW_MODELS): walk what it
+	// points to, so that the digest is the export's wherever it is linked from.
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("sdxl: digest: %w", err)
+	}
 	var files []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

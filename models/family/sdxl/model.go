@@ -2,6 +2,7 @@ package sdxl
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -168,53 +169,84 @@ func tensorInfo(v *onnxgraph.ValueInfo) ort.TensorInfo {
 // checkUNet reads the UNet graph's signature (not its weights) and checks it against the text
 // encoders and the VAE, and that its external data is complete.
 func (g *Generator) checkUNet() error {
-	path := g.l.path(dirUNet, ModelFile)
+	t, err := checkUNet(g.l, g.enc[0].dim+g.enc[1].dim)
+	g.unetTime = t
+	return err
+}
+
+// checkUNet checks the UNet graph's signature against text states of width d and the layout's
+// VAE and pooled projection, and its external data; it returns the timestep input.
+func checkUNet(l *layout, d int) (ort.TensorInfo, error) {
+	path := l.path(dirUNet, ModelFile)
 	m, err := onnxgraph.Read(path)
 	if err != nil {
-		return fmt.Errorf("sdxl: %w", err)
+		return ort.TensorInfo{}, fmt.Errorf("sdxl: %w", err)
 	}
 	if err := checkExternalData(path, m); err != nil {
-		return fmt.Errorf("sdxl: %w", err)
+		return ort.TensorInfo{}, fmt.Errorf("sdxl: %w", err)
 	}
-	d := g.enc[0].dim + g.enc[1].dim
 	wants := []want{
-		{unetSample, "float32", 4, 1, int64(g.l.vae.LatentChannels)},
+		{unetSample, "float32", 4, 1, int64(l.vae.LatentChannels)},
 		{unetStates, "float32", 3, 2, int64(d)},
-		{unetPooled, "float32", 2, 1, int64(g.l.text[1].ProjectionDim)},
+		{unetPooled, "float32", 2, 1, int64(l.text[1].ProjectionDim)},
 		{unetTimeIDs, "float32", 2, 1, timeIDsLen},
 	}
 	for _, w := range wants {
 		v := findValue(m.Graph.Inputs, w.name)
 		if v == nil {
-			return fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, w.name, valueNames(m.Graph.Inputs))
+			return ort.TensorInfo{}, fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, w.name, valueNames(m.Graph.Inputs))
 		}
 		if err := checkTensor(path, "input", tensorInfo(v), w); err != nil {
-			return fmt.Errorf("sdxl: %w", err)
+			return ort.TensorInfo{}, fmt.Errorf("sdxl: %w", err)
 		}
 	}
-	t := findValue(m.Graph.Inputs, unetTimestep)
-	if t == nil {
-		return fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, unetTimestep, valueNames(m.Graph.Inputs))
+	tv := findValue(m.Graph.Inputs, unetTimestep)
+	if tv == nil {
+		return ort.TensorInfo{}, fmt.Errorf("sdxl: %s: no input %s (inputs: %s): not an SDXL UNet export", path, unetTimestep, valueNames(m.Graph.Inputs))
 	}
-	g.unetTime = tensorInfo(t)
-	switch g.unetTime.DType {
+	t := tensorInfo(tv)
+	switch t.DType {
 	case "float32", "int64", "int32":
 	case "float16", "bfloat16":
-		return fmt.Errorf("sdxl: %s: timestep is %s: cocoflow runs SDXL in float32; export with --dtype fp32", path, g.unetTime.DType)
+		return t, fmt.Errorf("sdxl: %s: timestep is %s: cocoflow runs SDXL in float32; export with --dtype fp32", path, t.DType)
 	default:
-		return fmt.Errorf("sdxl: %s: timestep is %s, want float32 or int64", path, g.unetTime.DType)
+		return t, fmt.Errorf("sdxl: %s: timestep is %s, want float32 or int64", path, t.DType)
 	}
-	if len(g.unetTime.Shape) > 1 {
-		return fmt.Errorf("sdxl: %s: timestep has shape %v, want a scalar or [batch]", path, g.unetTime.Shape)
+	if len(t.Shape) > 1 {
+		return t, fmt.Errorf("sdxl: %s: timestep has shape %v, want a scalar or [batch]", path, t.Shape)
 	}
 	out := findValue(m.Graph.Outputs, unetOut)
 	if out == nil {
-		return fmt.Errorf("sdxl: %s: no output %s (outputs: %s)", path, unetOut, valueNames(m.Graph.Outputs))
+		return t, fmt.Errorf("sdxl: %s: no output %s (outputs: %s)", path, unetOut, valueNames(m.Graph.Outputs))
 	}
-	if err := checkTensor(path, "output", tensorInfo(out), want{unetOut, "float32", 4, 1, int64(g.l.vae.LatentChannels)}); err != nil {
-		return fmt.Errorf("sdxl: %w", err)
+	if err := checkTensor(path, "output", tensorInfo(out), want{unetOut, "float32", 4, 1, int64(l.vae.LatentChannels)}); err != nil {
+		return t, fmt.Errorf("sdxl: %w", err)
 	}
-	return nil
+	return t, nil
+}
+
+// Check tells, without loading weights, whether dir is an export Load can open: the folder
+// layout and configs, both tokenizers, every component's model.onnx present, and the UNet's
+// signature (inputs, dtypes, widths against the text encoders' and VAE's configs) with its
+// external data complete. It is the family's Spec.Check, run by `cocoflow validate` and at
+// config load; the text encoders' graphs (about 1.7 GB inline in fp32) are read by Load only.
+func Check(dir string) error {
+	l, err := readLayout(dir)
+	if err != nil {
+		return err
+	}
+	if _, _, err := tokenizers(l); err != nil {
+		return err
+	}
+	for _, d := range []string{dirTextEncoder, dirTextEncoder2, dirVAEEncoder, dirVAEDecoder, dirUNet} {
+		if fi, err := os.Stat(l.path(d, ModelFile)); err != nil {
+			return fmt.Errorf("sdxl: %s: missing %s/%s; %s", dir, d, ModelFile, exportHint)
+		} else if fi.Size() == 0 {
+			return fmt.Errorf("sdxl: %s is empty; %s", l.path(d, ModelFile), exportHint)
+		}
+	}
+	_, err = checkUNet(l, l.text[0].HiddenSize+l.text[1].HiddenSize)
+	return err
 }
 
 // Close releases the generator's ONNX Runtime sessions.

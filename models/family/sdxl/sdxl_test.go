@@ -174,6 +174,14 @@ func TestDigest(t *testing.T) {
 	if b, _ := Digest(dir); a != b || len(a) != 64 {
 		t.Fatalf("digest %q then %q", a, b)
 	}
+	// The same export through a symlink (a COCOFLOW_MODELS farm) has the same digest.
+	link := filepath.Join(t.TempDir(), "sdxl")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := Digest(link); err != nil || b != a {
+		t.Fatalf("digest through a symlink: %q, %v; want %q", b, err, a)
+	}
 	f, err := os.OpenFile(filepath.Join(dir, "unet", "model.onnx_data"), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

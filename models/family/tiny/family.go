@@ -19,5 +19,6 @@ func init() {
 		Autoencoder: func(dir string) (family.Autoencoder, error) { return DefaultLatent, nil },
 		Generator:   loadFamilyGenerator, // generator.go: dir "" loads the embedded default weights
 		Digest:      WeightsDigest,
+		Check:       CheckDir,
 	})
 }

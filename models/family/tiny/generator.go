@@ -135,6 +135,29 @@ func Load(dir string) (*Generator, error) {
 	return g, err
 }
 
+// CheckDir tells whether dir holds a generator Load can read: "" (the embedded default) or a
+// folder with a valid config.json and a checkpoint.bin, without reading the weights.
+func CheckDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("tiny: want a generator folder (config.json, checkpoint.bin) as Save writes it: %w", err)
+	}
+	if _, err := ParseConfig(path, data); err != nil {
+		return err
+	}
+	ckpt := filepath.Join(dir, engine.CheckpointFile)
+	if fi, err := os.Stat(ckpt); err != nil {
+		return fmt.Errorf("tiny: %w", err)
+	} else if !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return fmt.Errorf("tiny: %s is empty or not a file", ckpt)
+	}
+	return nil
+}
+
 // LoadSum is Load that also returns the SHA-256 of checkpoint.bin, for runs that record which
 // weights they started from.
 func LoadSum(dir string) (*Generator, [sha256.Size]byte, error) {
