@@ -127,7 +127,12 @@ var evalMethods = []evalMethod{
 		if real == nil {
 			return nil, fmt.Errorf("the dataset row needs real images: connect the real input to an ingest output")
 		}
-		return datasetItems(real, p, bySubject, subjects)
+		items, absent, err := datasetItems(real, p, bySubject, subjects)
+		if len(absent) > 0 {
+			job.Log.Warn("the real dataset has no images of these subjects: its row covers the others", "absent", absent)
+			job.Record("dataset_subjects_absent", absent)
+		}
+		return items, err
 	}},
 	{name: "no_code", generates: true, items: func(job *pipeline.Job, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error) {
 		return generatedItems("no_code", p, bySubject, subjects), nil
@@ -337,15 +342,17 @@ func generatedItems(method string, p *evaluateParams, bySubject map[string][]str
 // datasetItems picks, for every subject, the first Identities true identities of that class
 // (held-out splits first, then by identity number) with at least Samples images, and their first Samples images; each is
 // paired with a prompt of its subject for CLIP-T.
-func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[string][]string, subjects []string) ([]evalItem, error) {
+func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[string][]string, subjects []string) (items []evalItem, absent []string, err error) {
 	all, err := pipeline.ReadAll[ImageRow](real)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byID := map[int64][]ImageRow{}
+	classes := map[string]bool{}
 	for _, r := range all {
 		if r.Identity >= 0 {
 			byID[r.Identity] = append(byID[r.Identity], r)
+			classes[r.Class] = true
 		}
 	}
 	ids := make([]int64, 0, len(byID))
@@ -363,10 +370,14 @@ func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[strin
 		}
 		return int(a - b)
 	})
-	var items []evalItem
 	for _, s := range subjects {
 		if len((prompts.Prompt{Subject: s}).Concepts()) != 1 {
-			return nil, fmt.Errorf("the dataset row needs single-subject prompts; %q has several", s)
+			return nil, nil, fmt.Errorf("the dataset row needs single-subject prompts; %q has several", s)
+		}
+		if !classes[s] {
+			// CelebA has men and women only: the paper's other subjects have no real row.
+			absent = append(absent, s)
+			continue
 		}
 		ps := bySubject[s]
 		k := 0
@@ -387,10 +398,13 @@ func datasetItems(real *pipeline.Dataset, p *evaluateParams, bySubject map[strin
 			}
 		}
 		if k < p.Identities {
-			return nil, fmt.Errorf("%s: only %d identities of class %q have %d images, want %d", real.Dir, k, s, p.Samples, p.Identities)
+			return nil, nil, fmt.Errorf("%s: only %d identities of class %q have %d images, want %d", real.Dir, k, s, p.Samples, p.Identities)
 		}
 	}
-	return items, nil
+	if len(items) == 0 {
+		return nil, absent, fmt.Errorf("%s: the real dataset has none of the subjects %v", real.Dir, subjects)
+	}
+	return items, absent, nil
 }
 
 // models are the digests of the weights the stage loads: the generator when a method

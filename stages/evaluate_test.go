@@ -261,3 +261,34 @@ func TestEvaluateGuidanceZeroIsUnconditional(t *testing.T) {
 		}
 	}
 }
+
+// A subject the real dataset has no image of (CelebA has men and women only; the paper's
+// Portraits also ask for boys and girls) leaves the dataset row to the others, recorded; a
+// dataset with none of the subjects is an error.
+func TestEvaluateDatasetRowSkipsAbsentSubjects(t *testing.T) {
+	prep := prepConfig("name: p\nseed: 5", "{identities: 6, images_per_identity: 2, shard_size: 8, classes: [man, woman]}", false)
+	eval := func(subjects string) string {
+		return prep + `  - id: eval
+    uses: evaluate
+    inputs: {real: ingest}
+    with: {methods: [dataset], subjects: ` + subjects + `, identities_per_subject: 2, samples_per_identity: 2, bootstrap: 0, metrics: [face_sim]}
+`
+	}
+	rm, err := runConfig(t, t.TempDir(), eval("[man, boy, girl]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rm.Stages {
+		if s.ID == "eval" {
+			if got := fmt.Sprint(s.Records["dataset_subjects_absent"]); got != "[boy girl]" {
+				t.Errorf("dataset_subjects_absent = %s, want [boy girl]", got)
+			}
+			if n := s.Outputs["images"].Rows; n != 4 {
+				t.Errorf("%d dataset images, want 2 identities x 2 of man", n)
+			}
+		}
+	}
+	if _, err := runConfig(t, t.TempDir(), eval("[boy]")); err == nil || !strings.Contains(err.Error(), "none of the subjects [boy]") {
+		t.Errorf("a dataset without the subject: got %v", err)
+	}
+}
