@@ -28,7 +28,7 @@ func smallGenerator(t testing.TB) *tiny.Generator {
 	cfg := tiny.DefaultConfig(tok.VocabSize())
 	cfg.TextWidth, cfg.TextDepth, cfg.TextHeads = 16, 1, 2
 	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim = 16, 1, 2, 2, 8
-	cfg.ImageSize, cfg.LatentShape = 8, []int{4, 4, 12}
+	cfg.ImageSize, cfg.LatentShape, cfg.WordSkip = 8, []int{4, 4, 12}, true // WordSkip as the committed generator
 	r := rand.New(rand.NewPCG(1, 1))
 	var data tiny.Data
 	for i := range 8 {
