@@ -1,6 +1,7 @@
 package baselines
 
 import (
+	"image"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
 )
 
 // orthonormal returns k orthonormal vectors of length n (Gram-Schmidt of random ones).
@@ -212,4 +214,96 @@ func TestOnePromptPlainEqualsSampler(t *testing.T) {
 	if _, err := def.Story("a man", frames, []uint64{7}); err == nil {
 		t.Error("a seed count unlike the frame count was accepted")
 	}
+}
+
+// BenchmarkOnePromptStory generates 6 stories of "a man" with 4 frames each through the committed
+// tiny generator, with 1Prompt1Story (defaults), with 1Prompt1Story with each frame's own noise, and with the plain sampler on the frames' own
+// prompts and seeds, and reports the tiny identity encoder's Face Sim and Face Div of both (a
+// story is an identity) and the wall time per 1Prompt1Story image.
+func BenchmarkOnePromptStory(b *testing.B) {
+	g, err := tiny.LoadDefault()
+	if err != nil {
+		b.Fatal(err)
+	}
+	face, err := tinyface.LoadDefault()
+	if err != nil {
+		b.Fatal(err)
+	}
+	frames := []string{"is reading in the library.", "is walking in the park.", "is cooking in the kitchen.", "is singing on the stage."}
+	so := family.SampleOptions{Steps: 10, Guidance: 4, BatchSize: 8}
+	smp, err := NewOnePromptSampler(g, DefaultOnePromptOptions(), so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer smp.Close()
+	const stories = 6
+	score := func(lat [][]float32, labels []int) (float64, float64) {
+		imgs := make([]image.Image, len(lat))
+		for i, l := range lat {
+			if imgs[i], err = g.Autoencoder().Decode(l, g.Info().LatentShape); err != nil {
+				b.Fatal(err)
+			}
+		}
+		emb, err := face.Embed(imgs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sim, div, _, err := tinyface.IdentityScores(emb, labels)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return sim, div
+	}
+	var story [][]float32
+	var labels []int
+	b.ResetTimer()
+	for range b.N {
+		story, labels = nil, nil
+		for k := range stories {
+			seeds := []uint64{uint64(100 * k), uint64(100*k + 1), uint64(100*k + 2), uint64(100*k + 3)}
+			lat, err := smp.Story("a man", frames, seeds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			story = append(story, lat...)
+			for range frames {
+				labels = append(labels, k)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*len(story)), "ms/image")
+	var reqs []family.SampleRequest
+	for k := range stories {
+		for j, f := range frames {
+			reqs = append(reqs, family.SampleRequest{IDs: g.Tokenizer().Encode("a man " + f).IDs, Seed: uint64(100*k + j)})
+		}
+	}
+	plain, err := family.Sample(g, reqs, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	distinct := DefaultOnePromptOptions()
+	distinct.SameNoise = false // how much of the consistency is the shared noise
+	dsmp, err := NewOnePromptSampler(g, distinct, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dsmp.Close()
+	var noisy [][]float32
+	for k := range stories {
+		lat, err := dsmp.Story("a man", frames, []uint64{uint64(100 * k), uint64(100*k + 1), uint64(100*k + 2), uint64(100*k + 3)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		noisy = append(noisy, lat...)
+	}
+	sim, div := score(story, labels)
+	psim, pdiv := score(plain, labels)
+	dsim, _ := score(noisy, labels)
+	b.ReportMetric(dsim, "own_noise_face_sim")
+	b.ReportMetric(sim, "face_sim")
+	b.ReportMetric(div, "face_div")
+	b.ReportMetric(psim, "plain_face_sim")
+	b.ReportMetric(pdiv, "plain_face_div")
 }
