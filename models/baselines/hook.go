@@ -43,7 +43,8 @@ type Layout struct {
 	Heads    int // H
 	HeadDim  int // dh
 	Depth    int // denoiser blocks
-	Text     int // S, text states per row
+	Text     int // S, text states per row: Prompt, or 2·Prompt with the word skip
+	Prompt   int // token positions of a prompt (the text encoder's MaxLength)
 }
 
 // Rows is the number of denoiser rows.
@@ -157,7 +158,7 @@ func (s *GroupSampler) guided() bool { return s.opt.Guidance != 1 }
 func (s *GroupSampler) layout(n int) Layout {
 	cfg := s.g.Config()
 	l := Layout{Images: n, Copies: s.mech.Copies(), Branches: 1, Tokens: cfg.LatentShape[0] * cfg.LatentShape[1],
-		Heads: cfg.Heads, HeadDim: cfg.Width / cfg.Heads, Depth: cfg.Depth, Text: cfg.MaxLength}
+		Heads: cfg.Heads, HeadDim: cfg.Width / cfg.Heads, Depth: cfg.Depth, Text: cfg.MaxLength, Prompt: cfg.MaxLength}
 	if cfg.WordSkip {
 		l.Text *= 2
 	}
