@@ -17,33 +17,6 @@ import (
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
-// smallGenerator is a tiny generator of a very small architecture (4x4x12 latents), pretrained
-// for a few steps on random latents so that none of its layers is still zero.
-func smallGenerator(t testing.TB) *tiny.Generator {
-	t.Helper()
-	tok, err := tiny.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := tiny.DefaultConfig(tok.VocabSize())
-	cfg.TextWidth, cfg.TextDepth, cfg.TextHeads = 16, 1, 2
-	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim = 16, 1, 2, 2, 8
-	cfg.ImageSize, cfg.LatentShape, cfg.WordSkip = 8, []int{4, 4, 12}, true // WordSkip as the committed generator
-	r := rand.New(rand.NewPCG(1, 1))
-	var data tiny.Data
-	for i := range 8 {
-		data.Latents = append(data.Latents, randomLatent(r, 4*4*12, 1))
-		data.Captions = append(data.Captions, [][]int32{tok.Encode([]string{"a man", "a woman at the beach"}[i%2]).IDs})
-	}
-	opt := tiny.DefaultPretrainOptions()
-	opt.Steps, opt.BatchSize, opt.LearningRate, opt.WarmupSteps, opt.EMADecay = 4, 4, 0.05, 1, 0
-	g, err := tiny.Pretrain(context.Background(), cfg, data, opt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
 func randomLatent(r *rand.Rand, n int, scale float64) []float32 {
 	l := make([]float32, n)
 	for j := range l {
@@ -173,7 +146,7 @@ func weights(t *testing.T, ctx *mlctx.Context) map[string][]float32 {
 // rare-token prompt lowers that identity's denoising loss, changes only the denoiser, and
 // leaves the original generator as it was.
 func TestDreamBoothLowersIdentityLoss(t *testing.T) {
-	g := smallGenerator(t)
+	g := smallTiny(t)
 	tok := g.Tokenizer()
 	opt := DefaultDreamBoothOptions()
 	opt.Steps, opt.LearningRate, opt.ClassImages = 150, 1e-2, 4
@@ -262,7 +235,7 @@ func maxAbsDiff(a, b []float32) float64 {
 
 // TestDreamBoothErrors: bad options and data are named.
 func TestDreamBoothErrors(t *testing.T) {
-	g := smallGenerator(t)
+	g := smallTiny(t)
 	tok := g.Tokenizer()
 	if _, _, err := DreamBoothPrompts(tok, "sks", "man"); err == nil {
 		t.Error("a token outside the vocabulary was accepted")

@@ -159,7 +159,7 @@ func pick(ids []int32, pos []int) []int32 {
 // the plain sampler's image of the same prompt and seed; the defaults change it, and frames of a
 // story share their initial noise.
 func TestOnePromptPlainEqualsSampler(t *testing.T) {
-	g := smallGenerator(t)
+	g := smallTiny(t)
 	so := family.SampleOptions{Steps: 3, Guidance: 3, BatchSize: 1, Seed: 2}
 	off := OnePromptOptions{AlphaWeaken: 0, BetaWeaken: 1, AlphaEnhance: 0, BetaEnhance: 1, Window: 10, SameNoise: true}
 	smp, err := NewOnePromptSampler(g, off, so)
