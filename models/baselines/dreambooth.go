@@ -29,6 +29,7 @@ package baselines
 import (
 	"context"
 	"fmt"
+	"image"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -108,6 +109,39 @@ func DreamBoothPrompts(tok text.Tokenizer, token, class string) (instance, class
 		}
 	}
 	return instance, classPrompt, nil
+}
+
+// WithToken returns prompt with the identifier token placed before the first occurrence of the
+// class word ("a man is reading." → "a patched man is reading."), the prompt a DreamBooth
+// generator is sampled with, or an error when the class word does not occur.
+func WithToken(prompt, class, token string) (string, error) {
+	words := text.SplitWords(prompt)
+	for i, w := range words {
+		if strings.EqualFold(w, class) {
+			return strings.Join(slices.Concat(words[:i], []string{token}, words[i:]), " "), nil
+		}
+	}
+	return "", fmt.Errorf("dreambooth: class word %q not in prompt %q", class, prompt)
+}
+
+// TuneIdentity fine-tunes g on one identity: its reference images (encoded with g's
+// autoencoder) under "a [V] <class>", with the prior on classLatents (ClassPriorLatents of "a
+// <class>"; nil when opt.PriorWeight is 0). It returns the tuned generator or an error naming
+// the image that could not be encoded.
+func TuneIdentity(runCtx context.Context, g family.Generator, images []image.Image, class string, classLatents [][]float32, opt DreamBoothOptions) (*Tuned, error) {
+	inst, cls, err := DreamBoothPrompts(g.Tokenizer(), opt.Token, class)
+	if err != nil {
+		return nil, err
+	}
+	data := DreamBoothData{InstanceIDs: g.Tokenizer().Encode(inst).IDs, Class: classLatents, ClassIDs: g.Tokenizer().Encode(cls).IDs}
+	for i, img := range images {
+		l, _, err := g.Autoencoder().Encode(img)
+		if err != nil {
+			return nil, fmt.Errorf("dreambooth: reference image %d: %w", i, err)
+		}
+		data.Instance = append(data.Instance, l)
+	}
+	return DreamBooth(runCtx, g, data, opt, nil)
 }
 
 // DreamBoothData is one identity's fine-tuning set.

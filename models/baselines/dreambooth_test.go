@@ -2,6 +2,7 @@ package baselines
 
 import (
 	"context"
+	"image"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -309,4 +310,39 @@ func BenchmarkDreamBoothIdentity(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(before, "loss_before")
 	b.ReportMetric(identityLoss(b, g, tuned.Context(), data), "loss_after")
+}
+
+// TestTuneIdentity: reference images through the autoencoder into a fine-tune, and the
+// generation prompt with the token before the class word.
+func TestTuneIdentity(t *testing.T) {
+	got, err := WithToken("a smiling man is reading in the library.", "man", "patched")
+	if err != nil || got != "a smiling patched man is reading in the library ." {
+		t.Errorf("WithToken: %q, %v", got, err)
+	}
+	if _, err := WithToken("a woman at the beach", "man", "patched"); err == nil {
+		t.Error("WithToken: a prompt without the class word was accepted")
+	}
+	g := smallTiny(t)
+	var imgs []image.Image
+	for k := range 2 {
+		img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+		for i := range img.Pix {
+			img.Pix[i] = uint8(40*k + 7*i)
+		}
+		imgs = append(imgs, img)
+	}
+	opt := DefaultDreamBoothOptions()
+	opt.Steps, opt.PriorWeight = 3, 0
+	tuned, err := TuneIdentity(context.Background(), g, imgs, "man", nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tuned.Context() == g.Context() {
+		t.Error("the tuned generator shares the original's context")
+	}
+	if _, err := TuneIdentity(context.Background(), g, []image.Image{image.NewNRGBA(image.Rect(0, 0, 5, 5))}, "man", nil, opt); err == nil {
+		t.Error("a reference image of the wrong size was accepted")
+	} else {
+		t.Log(err)
+	}
 }

@@ -274,6 +274,26 @@ func SplitPrompt(prompt, subject string) (identity, frame string, err error) {
 	return "", "", fmt.Errorf("1prompt1story: subject %q not in prompt %q", subject, prompt)
 }
 
+// StoryOf splits the prompts of one identity's frames at the subject word: the identity prompt is
+// the first prompt's identity part (1Prompt1Story has one identity prompt per story) and the
+// frames are every prompt's context. It returns an error naming a prompt without the subject.
+func StoryOf(prompts []string, subject string) (identity string, frames []string, err error) {
+	for i, p := range prompts {
+		id, frame, err := SplitPrompt(p, subject)
+		if err != nil {
+			return "", nil, err
+		}
+		if i == 0 {
+			identity = id
+		}
+		frames = append(frames, frame)
+	}
+	if len(frames) == 0 {
+		return "", nil, fmt.Errorf("1prompt1story: a story without prompts")
+	}
+	return identity, frames, nil
+}
+
 // OnePromptSampler generates stories with the tiny generator and 1Prompt1Story: one batch per
 // story, every frame's states reweighted and, with IPCA, extended by the identity prompt's.
 type OnePromptSampler struct {

@@ -307,3 +307,14 @@ func BenchmarkOnePromptStory(b *testing.B) {
 	b.ReportMetric(psim, "plain_face_sim")
 	b.ReportMetric(pdiv, "plain_face_div")
 }
+
+// TestStoryOf: one identity prompt, every prompt's context as a frame.
+func TestStoryOf(t *testing.T) {
+	id, frames, err := StoryOf([]string{"a man is reading in the library.", "a smiling man at the beach"}, "man")
+	if err != nil || id != "a man" || !slices.Equal(frames, []string{"is reading in the library .", "at the beach"}) {
+		t.Errorf("StoryOf: %q %q %v", id, frames, err)
+	}
+	if _, _, err := StoryOf([]string{"a woman at the beach"}, "man"); err == nil {
+		t.Error("a prompt without the subject was accepted")
+	}
+}
