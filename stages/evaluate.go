@@ -18,7 +18,7 @@ import (
 
 type evaluateParams struct {
 	Table      string   `param:"table" default:"table1" doc:"label of the table these rows feed (table1 Portraits, table2 Scenes, table3-5 ablations)"`
-	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper)"`
+	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper), or a baseline of stages/baselines.go (storydiffusion, consistory; cocoins_later and storydiffusion_later for the later-run comparison)"`
 	Name       string   `param:"name" default:"cocoins" doc:"row name of the cocoins method (an ablation's name in tables 3-5)"`
 	PromptSet  string   `param:"prompt_set" default:"tiny-portraits" doc:"prompt set: a datasets/prompts name or a TSV file"`
 	Subjects   []string `param:"subjects" doc:"subjects evaluated (empty: every subject of the set)"`
@@ -35,6 +35,7 @@ type evaluateParams struct {
 	CLIPModel  string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
 	Metrics    []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
 	ClassTable string   `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
+	CostTable  string   `param:"cost_table" doc:"when set, also report each generated method's cost under this table label: sec_per_image (measured in this run), batch (images generated together), needs_refs, needs_tuning"`
 	Bootstrap  int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
 
 	Batch     int `param:"batch" default:"24" min:"1" fingerprint:"-" doc:"images per sampler batch"`
@@ -62,8 +63,8 @@ func init() {
 		Models: (*evaluateParams).models,
 		Check: func(p *evaluateParams) error {
 			for _, m := range p.Methods {
-				if m != "dataset" && m != "no_code" && m != "cocoins" {
-					return fmt.Errorf("methods: unknown method %q (dataset, no_code, cocoins)", m)
+				if _, ok := baselineMethods[m]; !ok && m != "dataset" && m != "no_code" && m != "cocoins" {
+					return fmt.Errorf("methods: unknown method %q (%s)", m, knownMethods())
 				}
 			}
 			if len(p.Methods) == 0 {
@@ -73,6 +74,9 @@ func init() {
 				if !slices.Contains([]string{"face_sim", "face_div", "clip_t", "dreamsim"}, m) {
 					return fmt.Errorf("metrics: unknown measure %q (face_sim, face_div, clip_t, dreamsim)", m)
 				}
+			}
+			if err := checkBaselines(p); err != nil {
+				return err
 			}
 			_, err := loadPromptSet(p.PromptSet)
 			return err
@@ -115,6 +119,12 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 				return fmt.Errorf("the cocoins row needs a trained mapper: connect the mapper input to a train stage's mapper output")
 			}
 			items = append(items, generatedItems(method, p, bySubject, subjects)...)
+		default:
+			its, err := baselineItems(method, p, bySubject, subjects, job)
+			if err != nil {
+				return err
+			}
+			items = append(items, its...)
 		}
 	}
 	for i := range items {
@@ -127,12 +137,15 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	var gen *generator
 	var genErr error
 	var once sync.Once // render itself runs one batch at a time
+	methods := newMethodRenderer(job.Seed)
+	defer methods.close()
+	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch}
 	out := job.Output("images")
 	shards := (len(items) + p.ShardSize - 1) / p.ShardSize
 	err = pipeline.MapShards(ctx, job, out, shards, func(ctx context.Context, shard int) ([]EvalImageRow, error) {
 		part := items[shard*p.ShardSize : min((shard+1)*p.ShardSize, len(items))]
 		rows := make([]EvalImageRow, len(part))
-		var todo []genItem
+		var todo []evalItem
 		var at []int
 		for k, it := range part {
 			rows[k] = it.EvalImageRow
@@ -146,19 +159,19 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 				}
 				continue
 			}
-			todo = append(todo, genItem{Prompt: it.Prompt, Codes: it.Codes, Seed: uint64(it.Seed)})
+			todo = append(todo, it)
 			at = append(at, k)
 		}
 		if len(todo) == 0 {
 			return rows, nil
 		}
 		once.Do(func() {
-			gen, genErr = newGenerator(job, p.Family, p.ModelDir, conceptWords(subjects), family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch})
+			gen, genErr = newGenerator(job, p.Family, p.ModelDir, conceptWords(subjects), opt)
 		})
 		if genErr != nil {
 			return nil, genErr
 		}
-		imgs, _, err := gen.render(todo)
+		imgs, err := methods.render(gen, opt, todo)
 		if err != nil {
 			return nil, err
 		}
@@ -199,6 +212,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	if err != nil {
 		return err
 	}
+	table = append(append(table, laterRows(rows, scores, p, job.Seed)...), methods.costRows(p)...)
 	for _, m := range table {
 		job.Log.Info("metric", "table", m.Table, "method", m.Method, "metric", m.Metric, "value", fmt.Sprintf("%.3f", m.Value),
 			"ci95", fmt.Sprintf("[%.3f, %.3f]", m.Lo, m.Hi))

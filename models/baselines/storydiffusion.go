@@ -134,7 +134,7 @@ type StoryBank struct {
 // and the keys and values of its tokens in the shared blocks are stored in Bank at every step.
 type StoryWriter struct {
 	StoryDiffusion
-	Bank *StoryBank // filled by the last group sampled
+	Bank *StoryBank // filled by the last group sampled (in place when given)
 }
 
 // Hook is StoryDiffusion's, with the keys and values of blocks >= FromLayer as outputs.
@@ -149,7 +149,10 @@ func (m *StoryWriter) Start(l Layout, g Group) (Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Bank = &StoryBank{From: m.FromLayer, Branches: l.Branches, Images: l.Images}
+	if m.Bank == nil {
+		m.Bank = &StoryBank{}
+	}
+	*m.Bank = StoryBank{From: m.FromLayer, Branches: l.Branches, Images: l.Images} // in place: readers hold the pointer
 	return &writeRun{storyRun: r.(*storyRun), bank: m.Bank, layers: l.Depth - m.FromLayer}, nil
 }
 

@@ -1,0 +1,152 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cocoflow/cocoflow/models/family/tiny"
+)
+
+// attentiveGenerator saves a small tiny generator (2 blocks, word skip) pretrained for a few
+// steps on random latents: unlike an untrained one, whose zero output layer makes ε̂ ignore
+// attention, its images depend on what attention reads.
+func attentiveGenerator(t *testing.T) string {
+	t.Helper()
+	tok, err := tiny.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tiny.DefaultConfig(tok.VocabSize())
+	cfg.TextWidth, cfg.TextDepth, cfg.TextHeads = 16, 1, 2
+	cfg.Width, cfg.Depth, cfg.Heads, cfg.MLPRatio, cfg.TimeDim, cfg.WordSkip = 16, 2, 2, 2, 16, true
+	r := rand.New(rand.NewPCG(1, 1))
+	var data tiny.Data
+	n := cfg.LatentShape[0] * cfg.LatentShape[1] * cfg.LatentShape[2]
+	for i := range 8 {
+		lat := make([]float32, n)
+		for j := range lat {
+			lat[j] = float32(r.NormFloat64())
+		}
+		data.Latents = append(data.Latents, lat)
+		data.Captions = append(data.Captions, [][]int32{tok.Encode([]string{"a man", "a woman at the beach"}[i%2]).IDs})
+	}
+	opt := tiny.DefaultPretrainOptions()
+	opt.Steps, opt.BatchSize, opt.LearningRate, opt.WarmupSteps, opt.EMADecay = 4, 4, 0.05, 1, 0
+	g, err := tiny.Pretrain(context.Background(), cfg, data, opt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "gen")
+	if err := g.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestEvaluateBaselines runs the baseline rows through evaluate on a small generator: every
+// method has its identities and images, the batch methods change the plain generator's images,
+// the later-run rows report face_sim_runs, and the cost table says what each method needs.
+func TestEvaluateBaselines(t *testing.T) {
+	gen := attentiveGenerator(t)
+	face, clip := metricModels(t)
+	dir := t.TempDir()
+	methods := []string{"no_code", "storydiffusion", "consistory", "cocoins_later", "storydiffusion_later"}
+	cfg := trainConfig(gen, 2) + fmt.Sprintf(`  - id: eval
+    uses: evaluate
+    inputs: {mapper: train.mapper}
+    with:
+      table: table1
+      prompt_set: tiny-scenes
+      methods: [%s]
+      subjects: [man, woman]
+      identities_per_subject: 2
+      samples_per_identity: 3
+      steps: 3
+      bootstrap: 20
+      cost_table: cost
+      shard_size: 6
+      model_dir: %q
+      face_model: %q
+      clip_model: %q
+`, strings.Join(methods, ", "), gen, face, clip)
+	if _, err := runConfig(t, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	imgs := readAll[EvalImageRow](t, filepath.Join(dir, "p", "eval", "images"))
+	count := map[string]int{}
+	byKey := map[string][]byte{}
+	for _, r := range imgs {
+		count[r.Method]++
+		byKey[fmt.Sprintf("%s|%s|%d", r.Method, r.Prompt, r.Seed)] = r.Image
+	}
+	for _, m := range methods {
+		want := 2 * 2 * 3
+		if strings.HasSuffix(m, "_later") {
+			want *= 2
+		}
+		if count[m] != want {
+			t.Errorf("%s: %d images, want %d", m, count[m], want)
+		}
+	}
+	same := 0
+	for _, r := range imgs {
+		if r.Method == "storydiffusion" || r.Method == "consistory" {
+			if bytes.Equal(r.Image, byKey[fmt.Sprintf("no_code|%s|%d", r.Prompt, r.Seed)]) {
+				same++
+			}
+		}
+	}
+	if same > 0 {
+		t.Errorf("%d batch-method images are byte for byte the plain generator's", same)
+	}
+	got := map[string]MetricRow{}
+	for _, m := range readAll[MetricRow](t, filepath.Join(dir, "p", "eval", "metrics")) {
+		got[m.Table+"/"+m.Method+"."+m.Metric] = m
+	}
+	for _, m := range methods {
+		for _, metric := range []string{"face_sim", "face_div", "clip_t"} {
+			if _, ok := got["table1/"+m+"."+metric]; !ok {
+				t.Errorf("missing %s %s", m, metric)
+			}
+		}
+		c, ok := got["cost/"+m+".sec_per_image"]
+		if !ok || !(c.Value > 0) {
+			t.Errorf("%s: sec_per_image %+v", m, c)
+		}
+		batch := 1.0
+		if m == "storydiffusion" || m == "consistory" || m == "storydiffusion_later" {
+			batch = 3
+		}
+		if b := got["cost/"+m+".batch"]; b.Value != batch {
+			t.Errorf("%s: batch %g, want %g", m, b.Value, batch)
+		}
+		r, ok := got["table1/"+m+".face_sim_runs"]
+		if ok != strings.HasSuffix(m, "_later") {
+			t.Errorf("%s: face_sim_runs present = %v", m, ok)
+		}
+		if ok && (r.Value < -1 || r.Value > 1 || r.Identities != 4) {
+			t.Errorf("%s: face_sim_runs %+v", m, r)
+		}
+	}
+}
+
+// TestBaselineShardsHoldIdentities: a batch method needs shards of whole identities.
+func TestBaselineShardsHoldIdentities(t *testing.T) {
+	p := &evaluateParams{Methods: []string{"storydiffusion"}, Samples: 4, ShardSize: 6}
+	if err := checkBaselines(p); err == nil || !strings.Contains(err.Error(), "multiple") {
+		t.Errorf("shard 6, 4 samples: %v", err)
+	}
+	p.Methods, p.ShardSize = []string{"storydiffusion_later"}, 12
+	if err := checkBaselines(p); err == nil {
+		t.Errorf("later rows hold 8 images an identity; shard 12 accepted")
+	}
+	p.ShardSize = 16
+	if err := checkBaselines(p); err != nil {
+		t.Error(err)
+	}
+}
