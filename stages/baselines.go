@@ -5,6 +5,7 @@ package stages
 // models/baselines (one file per method).
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cocoflow/cocoflow/datasets/imageio"
 	"github.com/cocoflow/cocoflow/datasets/prompts"
 	"github.com/cocoflow/cocoflow/models/baselines"
 	"github.com/cocoflow/cocoflow/models/family"
@@ -61,6 +63,18 @@ var baselineMethods = map[string]baselineMethod{
 			"stored), then separate generations with other seeds read the stored tokens, one image at a time",
 		Shared: true, Later: true, render: renderStoryLater, items: laterItems,
 	},
+	"1prompt1story": {
+		Doc: "1Prompt1Story: the identity's prompts consolidated into one (identity prompt + every frame's context), " +
+			"singular-value reweighting of the text states per frame, identity-preserving cross-attention, the same " +
+			"initial noise for every frame (models/baselines/onepromptonestory.go)",
+		Shared: true, render: renderOnePrompt,
+	},
+	"dreambooth": {
+		Doc: "DreamBooth: per identity, the denoiser fine-tuned on the identity's real images (the dataset row's " +
+			"identity of the same slot) under \"a patched <class>\" with the class-prior loss, then sampled with the " +
+			"token (models/baselines/dreambooth.go); dreambooth_identities per subject",
+		References: true, Tuning: true, render: renderDreamBooth, items: dreamBoothItems,
+	},
 }
 
 // Settings of the methods, their published defaults scaled to the tiny DiT (3 blocks) and the
@@ -98,7 +112,7 @@ func checkBaselines(p *evaluateParams) error {
 		if b.Later {
 			per *= 2
 		}
-		if (b.Shared || b.Later) && p.ShardSize%per != 0 {
+		if (b.Shared || b.Later || b.Tuning) && p.ShardSize%per != 0 { // a tuned identity is tuned once
 			return fmt.Errorf("methods: %s generates an identity's %d images together; shard_size %d must be a multiple of it", m, per, p.ShardSize)
 		}
 	}
@@ -140,6 +154,10 @@ type baselineEnv struct {
 	seed     uint64
 	samplers map[string]*baselines.GroupSampler
 	bank     *baselines.StoryBank // storydiffusion_later's identity tokens
+
+	onePrompt  *baselines.OnePromptSampler // 1prompt1story's sampler
+	dreamSteps int                         // dreambooth's fine-tuning steps
+	classPrior map[string][][]float32      // dreambooth's class-prior latents by class word
 }
 
 // tiny returns the stage's generator as the tiny family's, which has the attention hook.
@@ -174,6 +192,10 @@ func (e *baselineEnv) close() {
 		s.Close()
 	}
 	e.samplers = map[string]*baselines.GroupSampler{}
+	if e.onePrompt != nil {
+		e.onePrompt.Close()
+		e.onePrompt = nil
+	}
 }
 
 // later is the first block of "the later half" of the generator's blocks.
@@ -460,8 +482,131 @@ func baselineItems(method string, p *evaluateParams, bySubject map[string][]stri
 	if method == "cocoins_later" && job.Input("mapper") == nil {
 		return nil, fmt.Errorf("the cocoins_later row needs a trained mapper: connect the mapper input to a train stage's mapper output")
 	}
+	if b.References {
+		return referenceItems(b, method, p, bySubject, subjects, job.Input("real"))
+	}
 	if b.items != nil {
 		return b.items(method, p, bySubject, subjects), nil
 	}
 	return generatedItems(method, p, bySubject, subjects), nil
+}
+
+// renderOnePrompt generates an identity's images as one 1Prompt1Story story: its prompts split
+// at the subject word into the identity prompt (the first prompt's) and the frames.
+func renderOnePrompt(e *baselineEnv, items []evalItem) ([]image.Image, error) {
+	if e.onePrompt == nil {
+		g, err := e.tiny()
+		if err != nil {
+			return nil, err
+		}
+		if e.onePrompt, err = baselines.NewOnePromptSampler(g, baselines.DefaultOnePromptOptions(), e.opt); err != nil {
+			return nil, err
+		}
+	}
+	var texts []string
+	var seeds []uint64
+	for _, it := range items {
+		texts = append(texts, it.Prompt)
+		seeds = append(seeds, uint64(it.Seed))
+	}
+	identity, frames, err := baselines.StoryOf(texts, items[0].Subject)
+	if err != nil {
+		return nil, err
+	}
+	lat, err := e.onePrompt.Story(identity, frames, seeds)
+	if err != nil {
+		return nil, err
+	}
+	return e.decode(lat)
+}
+
+// dreamBoothItems lays out the no_code protocol for the first DreamBoothIdentities identities of
+// every subject: one fine-tune per identity is the method's cost.
+func dreamBoothItems(method string, p *evaluateParams, bySubject map[string][]string, subjects []string) []evalItem {
+	q := *p
+	q.Identities = min(p.Identities, p.DreamBoothIdentities)
+	return generatedItems(method, &q, bySubject, subjects)
+}
+
+// referenceItems lays out a reference method's items and gives each one the reference image of
+// its sample from the dataset row's identity of the same subject and slot (sample j of
+// identity k of subject s carries image j of the k-th real identity of class s).
+// real is the ingest output of the real input (nil: not connected).
+func referenceItems(b baselineMethod, method string, p *evaluateParams, bySubject map[string][]string, subjects []string, real *pipeline.Dataset) ([]evalItem, error) {
+	if real == nil {
+		return nil, fmt.Errorf("the %s row needs reference images: connect the real input to an ingest output", method)
+	}
+	refs, err := datasetItems(real, p, bySubject, subjects)
+	if err != nil {
+		return nil, err
+	}
+	bySlot := map[string][]byte{} // subject/identity slot/sample → reference image
+	slot, last := map[string]int{}, map[string]string{}
+	for _, r := range refs {
+		if last[r.Subject] != r.Group {
+			last[r.Subject] = r.Group
+			slot[r.Subject]++
+		}
+		bySlot[fmt.Sprintf("%s/%02d/%d", r.Subject, slot[r.Subject]-1, r.Sample)] = r.real
+	}
+	var items []evalItem
+	if b.items != nil {
+		items = b.items(method, p, bySubject, subjects)
+	} else {
+		items = generatedItems(method, p, bySubject, subjects)
+	}
+	for i := range items {
+		items[i].real = bySlot[fmt.Sprintf("%s/%d", items[i].Group, items[i].Sample)]
+		if items[i].real == nil {
+			return nil, fmt.Errorf("%s %s sample %d: no reference image", method, items[i].Group, items[i].Sample)
+		}
+	}
+	return items, nil
+}
+
+// renderDreamBooth fine-tunes the generator on the identity's reference images (the items' real
+// images) and samples the items' prompts with the token before the subject word.
+func renderDreamBooth(e *baselineEnv, items []evalItem) ([]image.Image, error) {
+	opt := baselines.DefaultDreamBoothOptions()
+	opt.Steps, opt.Seed = e.dreamSteps, e.seed
+	class := items[0].Subject
+	if e.classPrior == nil {
+		e.classPrior = map[string][][]float32{}
+	}
+	prior, ok := e.classPrior[class]
+	if !ok {
+		_, cp, err := baselines.DreamBoothPrompts(e.gen.tok, opt.Token, class)
+		if err != nil {
+			return nil, err
+		}
+		if prior, err = baselines.ClassPriorLatents(e.gen.g, e.gen.tok.Encode(cp).IDs, opt.ClassImages, e.opt); err != nil {
+			return nil, err
+		}
+		e.classPrior[class] = prior
+	}
+	var refs []image.Image
+	for _, it := range items {
+		img, err := imageio.Decode(it.real)
+		if err != nil {
+			return nil, fmt.Errorf("reference image of %s sample %d: %w", it.Group, it.Sample, err)
+		}
+		refs = append(refs, img)
+	}
+	tuned, err := baselines.TuneIdentity(context.Background(), e.gen.g, refs, class, prior, opt)
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]family.SampleRequest, len(items))
+	for i, it := range items {
+		prompt, err := baselines.WithToken(it.Prompt, class, opt.Token)
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = family.SampleRequest{IDs: e.gen.tok.Encode(prompt).IDs, Seed: uint64(it.Seed)}
+	}
+	lat, err := family.Sample(tuned, reqs, e.opt)
+	if err != nil {
+		return nil, err
+	}
+	return e.decode(lat)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/pipeline"
 )
 
 // attentiveGenerator saves a small tiny generator (2 blocks, word skip) pretrained for a few
@@ -148,5 +149,107 @@ func TestBaselineShardsHoldIdentities(t *testing.T) {
 	p.ShardSize = 16
 	if err := checkBaselines(p); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestEvaluateOnePromptAndDreamBooth runs the 1prompt1story and dreambooth rows through evaluate
+// on a small generator: 1prompt1story generates every identity's images as one story, dreambooth
+// covers dreambooth_identities per subject, each tuned on the reference images of the dataset
+// row's identity of its slot, and the cost table says what each needs.
+func TestEvaluateOnePromptAndDreamBooth(t *testing.T) {
+	gen := attentiveGenerator(t)
+	face, clip := metricModels(t)
+	dir := t.TempDir()
+	methods := []string{"dataset", "no_code", "1prompt1story", "dreambooth"}
+	cfg := tinyPrep + fmt.Sprintf(`  - id: eval
+    uses: evaluate
+    inputs: {real: ingest}
+    with:
+      table: table2
+      prompt_set: tiny-scenes
+      methods: [%s]
+      subjects: [man, woman]
+      identities_per_subject: 2
+      samples_per_identity: 3
+      dreambooth_identities: 1
+      dreambooth_steps: 3
+      steps: 3
+      bootstrap: 20
+      cost_table: cost
+      shard_size: 6
+      model_dir: %q
+      face_model: %q
+      clip_model: %q
+`, strings.Join(methods, ", "), gen, face, clip)
+	if _, err := runConfig(t, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	imgs := readAll[EvalImageRow](t, filepath.Join(dir, "p", "eval", "images"))
+	count := map[string]int{}
+	plain := map[string][]byte{}
+	for _, r := range imgs {
+		count[r.Method]++
+		if r.Method == "no_code" {
+			plain[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)] = r.Image
+		}
+	}
+	for m, want := range map[string]int{"no_code": 12, "1prompt1story": 12, "dreambooth": 6} {
+		if count[m] != want {
+			t.Errorf("%s: %d images, want %d", m, count[m], want)
+		}
+	}
+	for _, r := range imgs {
+		if (r.Method == "1prompt1story" || r.Method == "dreambooth") && bytes.Equal(r.Image, plain[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)]) {
+			t.Errorf("%s %s sample %d is the plain generator's image", r.Method, r.Group, r.Sample)
+		}
+	}
+	got := map[string]MetricRow{}
+	for _, m := range readAll[MetricRow](t, filepath.Join(dir, "p", "eval", "metrics")) {
+		got[m.Table+"/"+m.Method+"."+m.Metric] = m
+	}
+	if r := got["table2/dreambooth.face_sim"]; r.Identities != 2 {
+		t.Errorf("dreambooth face_sim over %d identities, want 2 (one per subject)", r.Identities)
+	}
+	for m, want := range map[string][3]float64{"1prompt1story": {3, 0, 0}, "dreambooth": {1, 1, 1}} {
+		for i, metric := range []string{"batch", "needs_refs", "needs_tuning"} {
+			if v := got["cost/"+m+"."+metric].Value; v != want[i] {
+				t.Errorf("%s %s = %g, want %g", m, metric, v, want[i])
+			}
+		}
+	}
+}
+
+// TestReferenceItems: sample j of identity k of subject s carries image j of the k-th real
+// identity of class s, the dataset row's identity of that slot.
+func TestReferenceItems(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := runConfig(t, dir, prepConfig("name: p\nseed: 5", "{identities: 8, images_per_identity: 3, shard_size: 8}", false)); err != nil {
+		t.Fatal(err)
+	}
+	real, err := pipeline.OpenDataset(filepath.Join(dir, "p", "ingest", "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &evaluateParams{Identities: 2, Samples: 3, DreamBoothIdentities: 2}
+	bySubject := map[string][]string{"man": {"a man at the beach"}, "woman": {"a woman at the beach"}}
+	subjects := []string{"man", "woman"}
+	if _, err := referenceItems(baselineMethods["dreambooth"], "dreambooth", p, bySubject, subjects, nil); err == nil {
+		t.Error("no real input: no error")
+	}
+	items, err := referenceItems(baselineMethods["dreambooth"], "dreambooth", p, bySubject, subjects, real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := datasetItems(real, p, bySubject, subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != len(refs) {
+		t.Fatalf("%d items, %d dataset items", len(items), len(refs))
+	}
+	for i := range items {
+		if !bytes.Equal(items[i].real, refs[i].real) || items[i].Subject != refs[i].Subject {
+			t.Errorf("item %d (%s sample %d) carries another reference than %s sample %d", i, items[i].Group, items[i].Sample, refs[i].Group, refs[i].Sample)
+		}
 	}
 }

@@ -31,12 +31,14 @@ type evaluateParams struct {
 	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
 	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 
-	FaceModel  string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
-	CLIPModel  string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
-	Metrics    []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
-	ClassTable string   `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
-	CostTable  string   `param:"cost_table" doc:"when set, also report each generated method's cost under this table label: sec_per_image (measured in this run), batch (images generated together), needs_refs, needs_tuning"`
-	Bootstrap  int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
+	FaceModel            string   `param:"face_model" doc:"identity encoder folder, ArcFace's role (\"\": the committed tiny one)"`
+	CLIPModel            string   `param:"clip_model" doc:"CLIP folder (\"\": the committed tiny one)"`
+	Metrics              []string `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div, clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
+	ClassTable           string   `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
+	DreamBoothIdentities int      `param:"dreambooth_identities" default:"2" min:"1" doc:"identities per subject of the dreambooth row (one fine-tune each; at most identities_per_subject)"`
+	DreamBoothSteps      int      `param:"dreambooth_steps" default:"150" min:"1" doc:"fine-tuning steps per dreambooth identity (models/baselines.DefaultDreamBoothOptions has the rest)"`
+	CostTable            string   `param:"cost_table" doc:"when set, also report each generated method's cost under this table label: sec_per_image (measured in this run), batch (images generated together), needs_refs, needs_tuning"`
+	Bootstrap            int      `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
 
 	Batch     int `param:"batch" default:"24" min:"1" fingerprint:"-" doc:"images per sampler batch"`
 	ShardSize int `param:"shard_size" default:"48" min:"1" doc:"images per shard of the images output"`
@@ -138,6 +140,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	var genErr error
 	var once sync.Once // render itself runs one batch at a time
 	methods := newMethodRenderer(job.Seed)
+	methods.env.dreamSteps = p.DreamBoothSteps
 	defer methods.close()
 	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch}
 	out := job.Output("images")
