@@ -610,3 +610,68 @@ func renderDreamBooth(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	}
 	return e.decode(lat)
 }
+
+// checkGenerateMethod checks generate's method: a batch method of baselineMethods, without
+// subject codes (batch methods take plain prompts).
+func checkGenerateMethod(p *generateParams) error {
+	if p.Method == "" {
+		return nil
+	}
+	b, ok := baselineMethods[p.Method]
+	if !ok || !b.Shared || b.Later {
+		var names []string
+		for n, b := range baselineMethods {
+			if b.Shared && !b.Later {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+		return fmt.Errorf("method: %q is not a batch method (%s)", p.Method, strings.Join(names, ", "))
+	}
+	if len(p.Codes) > 0 || p.NoCode {
+		return fmt.Errorf("method %s generates plain prompts: give no codes and no no_code", p.Method)
+	}
+	return nil
+}
+
+// generateWithMethod is generate with a batch method: one shard per seed, holding that seed's
+// image of every prompt, generated together as one identity.
+func generateWithMethod(ctx context.Context, job *pipeline.Job, p *generateParams, prompts []string) error {
+	gen, err := newGenerator(job, p.Family, p.ModelDir, p.Concepts, family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, Eta: p.Eta, BatchSize: p.Batch})
+	if err != nil {
+		return err
+	}
+	defer gen.close()
+	r := newMethodRenderer(job.Seed)
+	defer r.close()
+	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, Eta: p.Eta, BatchSize: p.Batch}
+	out := job.Output("images")
+	err = pipeline.MapShards(ctx, job, out, len(p.Seeds), func(ctx context.Context, shard int) ([]GeneratedRow, error) {
+		seed := p.Seeds[shard]
+		items := make([]evalItem, len(prompts))
+		for k, pr := range prompts {
+			items[k].EvalImageRow = EvalImageRow{Method: p.Method, Group: fmt.Sprintf("seed %d", seed), Sample: int32(k), Prompt: pr, Seed: int64(seed)}
+		}
+		imgs, err := r.render(gen, opt, items)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]GeneratedRow, len(items))
+		for k, it := range items {
+			png, err := imageio.PNG(imgs[k])
+			if err != nil {
+				return nil, err
+			}
+			b := imgs[k].Bounds()
+			rows[k] = GeneratedRow{
+				ID: fmt.Sprintf("g-%06d", shard*len(prompts)+k), Prompt: it.Prompt, Seed: int64(seed), Steps: int32(p.Steps),
+				Guidance: float32(p.Guidance), Width: int32(b.Dx()), Height: int32(b.Dy()), Image: png,
+			}
+		}
+		return rows, nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeGenerateSheet(job, out, len(p.Seeds), len(prompts), false)
+}

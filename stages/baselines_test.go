@@ -253,3 +253,41 @@ func TestReferenceItems(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateWithMethod: generate with a batch method makes every prompt once per seed, one
+// story per seed, different from the plain generator's images; codes with a method are refused.
+func TestGenerateWithMethod(t *testing.T) {
+	gen := attentiveGenerator(t)
+	dir := t.TempDir()
+	stage := func(id, extra string) string {
+		return fmt.Sprintf(`  - id: %s
+    uses: generate
+    with: {model_dir: %q, prompts: ["a man at the beach.", "a man in the snow.", "a man in a park."], seeds: [0, 1], steps: 3%s}
+`, id, gen, extra)
+	}
+	cfg := "name: p\nseed: 5\nstages:\n" + stage("plain", "") + stage("story", ", method: consistory")
+	if _, err := runConfig(t, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	plain := readAll[GeneratedRow](t, filepath.Join(dir, "p", "plain", "images"))
+	story := readAll[GeneratedRow](t, filepath.Join(dir, "p", "story", "images"))
+	if len(story) != 6 {
+		t.Fatalf("%d images, want 6", len(story))
+	}
+	want := map[string][]byte{}
+	for _, r := range plain {
+		want[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)] = r.Image
+	}
+	for _, r := range story {
+		w, ok := want[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)]
+		if !ok || bytes.Equal(w, r.Image) {
+			t.Errorf("%s seed %d: found %v, same as plain %v", r.Prompt, r.Seed, ok, ok && bytes.Equal(w, r.Image))
+		}
+	}
+	if err := checkGenerateMethod(&generateParams{Method: "storydiffusion_later"}); err == nil || !strings.Contains(err.Error(), "not a batch method") {
+		t.Errorf("later method: %v", err)
+	}
+	if err := checkGenerateMethod(&generateParams{Method: "consistory", Codes: []int{1}}); err == nil || !strings.Contains(err.Error(), "no codes") {
+		t.Errorf("codes with a method: %v", err)
+	}
+}
