@@ -20,6 +20,7 @@ import (
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
 	"github.com/cocoflow/cocoflow/models/metrics"
+	"github.com/cocoflow/cocoflow/models/text"
 	"github.com/cocoflow/cocoflow/pipeline"
 )
 
@@ -509,7 +510,16 @@ func renderOnePrompt(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 		texts = append(texts, it.Prompt)
 		seeds = append(seeds, uint64(it.Seed))
 	}
-	identity, frames, err := baselines.StoryOf(texts, items[0].Subject)
+	subject := items[0].Subject
+	if subject == "" { // generate's items: the prompt's first concept word
+		for _, w := range text.SplitWords(items[0].Prompt) {
+			if slices.Contains(e.gen.concepts, w) {
+				subject = w
+				break
+			}
+		}
+	}
+	identity, frames, err := baselines.StoryOf(texts, subject)
 	if err != nil {
 		return nil, err
 	}

@@ -291,3 +291,36 @@ func TestGenerateWithMethod(t *testing.T) {
 		t.Errorf("codes with a method: %v", err)
 	}
 }
+
+// TestGenerateOnePrompt: generate with 1prompt1story makes each seed's prompts one story (the
+// subject found among the concept words), unlike the plain generator's images.
+func TestGenerateOnePrompt(t *testing.T) {
+	gen := attentiveGenerator(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`name: p
+seed: 5
+stages:
+  - id: plain
+    uses: generate
+    with: {model_dir: %[1]q, prompts: ["a woman at the beach.", "a woman in a park."], seeds: [0, 1], steps: 3}
+  - id: story
+    uses: generate
+    with: {model_dir: %[1]q, prompts: ["a woman at the beach.", "a woman in a park."], seeds: [0, 1], steps: 3, method: 1prompt1story}
+`, gen)
+	if _, err := runConfig(t, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for _, r := range readAll[GeneratedRow](t, filepath.Join(dir, "p", "plain", "images")) {
+		want[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)] = r.Image
+	}
+	story := readAll[GeneratedRow](t, filepath.Join(dir, "p", "story", "images"))
+	if len(story) != 4 {
+		t.Fatalf("%d images, want 4", len(story))
+	}
+	for _, r := range story {
+		if w, ok := want[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)]; !ok || bytes.Equal(w, r.Image) {
+			t.Errorf("%s seed %d: plain image found %v, equal to it", r.Prompt, r.Seed, ok)
+		}
+	}
+}
