@@ -15,6 +15,7 @@ import (
 	"github.com/cocoflow/cocoflow/models/diffusion"
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
+	"github.com/cocoflow/cocoflow/models/judges/tinyface"
 	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
@@ -265,8 +266,8 @@ func TestDreamBoothErrors(t *testing.T) {
 
 // BenchmarkDreamBoothIdentity fine-tunes the committed tiny generator with the default options
 // on one synthfaces identity (8 images, 32 class images drawn with 10 guided steps) and reports
-// the wall time of one identity's fine-tune (ns/op, class images excluded) and the identity
-// loss before and after on fixed draws.
+// the wall time of one identity's fine-tune (ns/op, class images excluded), the identity loss
+// before and after on fixed draws, and how close the token prompt's images come to the references.
 func BenchmarkDreamBoothIdentity(b *testing.B) {
 	g, err := tiny.LoadDefault()
 	if err != nil {
@@ -310,6 +311,54 @@ func BenchmarkDreamBoothIdentity(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(before, "loss_before")
 	b.ReportMetric(identityLoss(b, g, tuned.Context(), data), "loss_after")
+	// Identity: the tiny identity encoder's mean cosine between the references and 8 images of
+	// "a patched <class> is looking at the camera." from the tuned and from the original generator.
+	face, err := tinyface.LoadDefault()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var refs []image.Image
+	for i := range world.Len() {
+		s, _ := world.At(i)
+		refs = append(refs, s.Image)
+	}
+	refEmb, err := face.Embed(refs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt, err := WithToken("a "+world.Identity(0).Class+" is looking at the camera.", world.Identity(0).Class, opt.Token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var reqs []family.SampleRequest
+	for k := range 8 {
+		reqs = append(reqs, family.SampleRequest{IDs: tok.Encode(prompt).IDs, Seed: uint64(k)})
+	}
+	for name, gen := range map[string]family.Generator{"ref_cos_tuned": tuned, "ref_cos_original": g} {
+		lat, err := family.Sample(gen, reqs, family.SampleOptions{Steps: 10, Guidance: 4, BatchSize: 8})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var imgs []image.Image
+		for _, l := range lat {
+			img, err := g.Autoencoder().Decode(l, g.Info().LatentShape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			imgs = append(imgs, img)
+		}
+		emb, err := face.Embed(imgs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum := 0.0
+		for _, e := range emb {
+			for _, r := range refEmb {
+				sum += tinyface.Cosine(e, r)
+			}
+		}
+		b.ReportMetric(sum/float64(len(emb)*len(refEmb)), name)
+	}
 }
 
 // TestTuneIdentity: reference images through the autoencoder into a fine-tune, and the
