@@ -68,7 +68,12 @@ var baselineMethods = map[string]baselineMethod{
 		Doc: "1Prompt1Story: the identity's prompts consolidated into one (identity prompt + every frame's context), " +
 			"singular-value reweighting of the text states per frame, identity-preserving cross-attention, the same " +
 			"initial noise for every frame (models/baselines/onepromptonestory.go)",
-		Shared: true, render: renderOnePrompt,
+		Shared: true, render: func(e *baselineEnv, items []evalItem) ([]image.Image, error) { return renderOnePrompt(e, items, true) },
+	},
+	"1prompt1story_own_noise": {
+		Doc: "1Prompt1Story with each image's own initial noise (the protocol's seeds) instead of the story's one: " +
+			"how much of its consistency the shared noise gives",
+		Shared: true, render: func(e *baselineEnv, items []evalItem) ([]image.Image, error) { return renderOnePrompt(e, items, false) },
 	},
 	"dreambooth": {
 		Doc: "DreamBooth: per identity, the denoiser fine-tuned on the identity's real images (the dataset row's " +
@@ -156,9 +161,9 @@ type baselineEnv struct {
 	samplers map[string]*baselines.GroupSampler
 	bank     *baselines.StoryBank // storydiffusion_later's identity tokens
 
-	onePrompt  *baselines.OnePromptSampler // 1prompt1story's sampler
-	dreamSteps int                         // dreambooth's fine-tuning steps
-	classPrior map[string][][]float32      // dreambooth's class-prior latents by class word
+	onePrompt  map[bool]*baselines.OnePromptSampler // 1prompt1story's samplers by SameNoise
+	dreamSteps int                                  // dreambooth's fine-tuning steps
+	classPrior map[string][][]float32               // dreambooth's class-prior latents by class word
 }
 
 // tiny returns the stage's generator as the tiny family's, which has the attention hook.
@@ -193,10 +198,10 @@ func (e *baselineEnv) close() {
 		s.Close()
 	}
 	e.samplers = map[string]*baselines.GroupSampler{}
-	if e.onePrompt != nil {
-		e.onePrompt.Close()
-		e.onePrompt = nil
+	for _, s := range e.onePrompt {
+		s.Close()
 	}
+	e.onePrompt = nil
 }
 
 // later is the first block of "the later half" of the generator's blocks.
@@ -493,16 +498,24 @@ func baselineItems(method string, p *evaluateParams, bySubject map[string][]stri
 }
 
 // renderOnePrompt generates an identity's images as one 1Prompt1Story story: its prompts split
-// at the subject word into the identity prompt (the first prompt's) and the frames.
-func renderOnePrompt(e *baselineEnv, items []evalItem) ([]image.Image, error) {
-	if e.onePrompt == nil {
+// at the subject word into the identity prompt (the first prompt's) and the frames; sameNoise
+// is the method's shared initial noise (off: each image's own seed).
+func renderOnePrompt(e *baselineEnv, items []evalItem, sameNoise bool) ([]image.Image, error) {
+	smp := e.onePrompt[sameNoise]
+	if smp == nil {
 		g, err := e.tiny()
 		if err != nil {
 			return nil, err
 		}
-		if e.onePrompt, err = baselines.NewOnePromptSampler(g, baselines.DefaultOnePromptOptions(), e.opt); err != nil {
+		opt := baselines.DefaultOnePromptOptions()
+		opt.SameNoise = sameNoise
+		if smp, err = baselines.NewOnePromptSampler(g, opt, e.opt); err != nil {
 			return nil, err
 		}
+		if e.onePrompt == nil {
+			e.onePrompt = map[bool]*baselines.OnePromptSampler{}
+		}
+		e.onePrompt[sameNoise] = smp
 	}
 	var texts []string
 	var seeds []uint64
@@ -523,7 +536,7 @@ func renderOnePrompt(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	lat, err := e.onePrompt.Story(identity, frames, seeds)
+	lat, err := smp.Story(identity, frames, seeds)
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func TestEvaluateOnePromptAndDreamBooth(t *testing.T) {
 	gen := attentiveGenerator(t)
 	face, clip := metricModels(t)
 	dir := t.TempDir()
-	methods := []string{"dataset", "no_code", "1prompt1story", "dreambooth"}
+	methods := []string{"dataset", "no_code", "1prompt1story", "1prompt1story_own_noise", "dreambooth"}
 	cfg := tinyPrep + fmt.Sprintf(`  - id: eval
     uses: evaluate
     inputs: {real: ingest}
@@ -193,14 +193,29 @@ func TestEvaluateOnePromptAndDreamBooth(t *testing.T) {
 			plain[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)] = r.Image
 		}
 	}
-	for m, want := range map[string]int{"no_code": 12, "1prompt1story": 12, "dreambooth": 6} {
+	for m, want := range map[string]int{"no_code": 12, "1prompt1story": 12, "1prompt1story_own_noise": 12, "dreambooth": 6} {
 		if count[m] != want {
 			t.Errorf("%s: %d images, want %d", m, count[m], want)
 		}
 	}
 	for _, r := range imgs {
-		if (r.Method == "1prompt1story" || r.Method == "dreambooth") && bytes.Equal(r.Image, plain[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)]) {
+		if (strings.HasPrefix(r.Method, "1prompt1story") || r.Method == "dreambooth") && bytes.Equal(r.Image, plain[fmt.Sprintf("%s|%d", r.Prompt, r.Seed)]) {
 			t.Errorf("%s %s sample %d is the plain generator's image", r.Method, r.Group, r.Sample)
+		}
+	}
+	// The shared noise is the first image's: sample 0 is the same in both 1prompt1story rows,
+	// the later samples are not.
+	story := map[string][]byte{}
+	for _, r := range imgs {
+		if r.Method == "1prompt1story" {
+			story[fmt.Sprintf("%s|%d", r.Group, r.Sample)] = r.Image
+		}
+	}
+	for _, r := range imgs {
+		if r.Method == "1prompt1story_own_noise" {
+			if same := bytes.Equal(r.Image, story[fmt.Sprintf("%s|%d", r.Group, r.Sample)]); same != (r.Sample == 0) {
+				t.Errorf("%s sample %d: own-noise image equal to the shared-noise one: %v", r.Group, r.Sample, same)
+			}
 		}
 	}
 	got := map[string]MetricRow{}

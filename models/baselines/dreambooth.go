@@ -25,6 +25,12 @@ package baselines
 // The rare token is a vocabulary word with zero pretraining count ("patched", a pet-coat word
 // of the synthfaces world that the human-only tiny world never uses), the tiny vocabulary's
 // counterpart of "sks": its embedding is still the random initialisation.
+//
+// Measured on the committed tiny generator (BenchmarkDreamBoothIdentity, one synthfaces identity
+// of 8 images): the identity binds weakly. The tiny identity encoder's mean cosine between the
+// references and "a patched man is looking at the camera." images goes from 0.029 (original
+// generator) to 0.069 after the default fine-tune; a 10x learning rate (0.062) or training the
+// text encoder too for 300 steps (0.060) did not do better.
 
 import (
 	"context"
