@@ -18,7 +18,7 @@ import (
 
 type evaluateParams struct {
 	Table      string   `param:"table" default:"table1" doc:"label of the table these rows feed (table1 Portraits, table2 Scenes, table3-5 ablations)"`
-	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper), or a baseline of stages/baselines.go (storydiffusion, consistory; cocoins_later and storydiffusion_later for the later-run comparison)"`
+	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper), or a baseline of stages/baselines.go (storydiffusion, consistory, 1prompt1story, 1prompt1story_own_noise, dreambooth (needs the real input); cocoins_later and storydiffusion_later for the later-run comparison)"`
 	Name       string   `param:"name" default:"cocoins" doc:"row name of the cocoins method (an ablation's name in tables 3-5)"`
 	PromptSet  string   `param:"prompt_set" default:"tiny-portraits" doc:"prompt set: a datasets/prompts name or a TSV file"`
 	Subjects   []string `param:"subjects" doc:"subjects evaluated (empty: every subject of the set)"`
