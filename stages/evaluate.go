@@ -18,7 +18,7 @@ import (
 
 type evaluateParams struct {
 	Table      string   `param:"table" default:"table1" doc:"label of the table these rows feed (table1 Portraits, table2 Scenes, table3-5 ablations)"`
-	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper)"`
+	Methods    []string `param:"methods" default:"dataset,no_code,cocoins" doc:"rows to evaluate: dataset (real images grouped by true identity), no_code (the plain generator), cocoins (subject codes through the mapper), or a baseline of stages/baselines.go (storydiffusion, consistory, 1prompt1story, 1prompt1story_own_noise, dreambooth (needs the real input); cocoins_later and storydiffusion_later for the later-run comparison)"`
 	Name       string   `param:"name" default:"cocoins" doc:"row name of the cocoins method (an ablation's name in tables 3-5)"`
 	PromptSet  string   `param:"prompt_set" default:"tiny-portraits" doc:"prompt set: a datasets/prompts name or a TSV file"`
 	Subjects   []string `param:"subjects" doc:"subjects evaluated (empty: every subject of the set)"`
@@ -31,15 +31,18 @@ type evaluateParams struct {
 	Steps    int     `param:"steps" default:"10" min:"1" doc:"DDIM steps"`
 	Guidance float64 `param:"guidance" default:"4" min:"0" doc:"classifier-free guidance scale (0: unconditional, the prompt has no effect; 1: conditional only)"`
 
-	FaceJudge     map[string]string `param:"face_judge" doc:"identity judge, ArcFace's role, as {kind: K, path: MODEL, OPTION: VALUE...}: kind tinyface (the default; path \"\": the committed one) or a paper judge, e.g. {kind: insightface, path: .../buffalo_l, detector: scrfd}"`
-	CLIPJudge     map[string]string `param:"clip_judge" doc:"image-text judge for CLIP-T (raw cosine) and class_acc, as face_judge: kind tinyclip (the default) or e.g. {kind: clip-onnx, path: .../clip-vit-l-14}"`
-	DreamSimJudge map[string]string `param:"dreamsim_judge" doc:"image-similarity judge for the dreamsim measure (cosine = 1 - its distance), as face_judge: kind tinyclip-subject (the default: the tiny CLIP on the subject region) or e.g. {kind: dreamsim-onnx, path: .../dreamsim}"`
-	FaceModel     string            `param:"face_model" doc:"folder of the tinyface judge when face_judge gives no path (\"\": the committed one)"`
-	CLIPModel     string            `param:"clip_model" doc:"folder of the tiny CLIP, for clip_judge and dreamsim_judge of the tiny kinds when they give no path (\"\": the committed one)"`
-	External      map[string]string `param:"external" doc:"images of other systems, scored as rows of the table (after methods, by name): NAME: PATH, where PATH is a Parquet dataset (schema ExternalImageRow: id, method, prompt, subject, identity, image) or a folder PATH/NAME/IDENTITY/NNN.png with PATH/prompts.tsv (columns method, identity, image, subject, prompt); NAME selects that method's images and names the row"`
-	Metrics       []string          `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div (with a no_face count), clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
-	ClassTable    string            `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
-	Bootstrap     int               `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
+	FaceJudge            map[string]string `param:"face_judge" doc:"identity judge, ArcFace's role, as {kind: K, path: MODEL, OPTION: VALUE...}: kind tinyface (the default; path \"\": the committed one) or a paper judge, e.g. {kind: insightface, path: .../buffalo_l, detector: scrfd}"`
+	CLIPJudge            map[string]string `param:"clip_judge" doc:"image-text judge for CLIP-T (raw cosine) and class_acc, as face_judge: kind tinyclip (the default) or e.g. {kind: clip-onnx, path: .../clip-vit-l-14}"`
+	DreamSimJudge        map[string]string `param:"dreamsim_judge" doc:"image-similarity judge for the dreamsim measure (cosine = 1 - its distance), as face_judge: kind tinyclip-subject (the default: the tiny CLIP on the subject region) or e.g. {kind: dreamsim-onnx, path: .../dreamsim}"`
+	FaceModel            string            `param:"face_model" doc:"folder of the tinyface judge when face_judge gives no path (\"\": the committed one)"`
+	CLIPModel            string            `param:"clip_model" doc:"folder of the tiny CLIP, for clip_judge and dreamsim_judge of the tiny kinds when they give no path (\"\": the committed one)"`
+	External             map[string]string `param:"external" doc:"images of other systems, scored as rows of the table (after methods, by name): NAME: PATH, where PATH is a Parquet dataset (schema ExternalImageRow: id, method, prompt, subject, identity, image) or a folder PATH/NAME/IDENTITY/NNN.png with PATH/prompts.tsv (columns method, identity, image, subject, prompt); NAME selects that method's images and names the row"`
+	Metrics              []string          `param:"metrics" default:"face_sim,face_div,clip_t" doc:"measures reported: face_sim, face_div (with a no_face count), clip_t, dreamsim (the paper adds dreamsim for Scenes)"`
+	ClassTable           string            `param:"class_table" doc:"when set, also report prompt fidelity as CLIP's class retrieval accuracy among the evaluated subjects (metric class_acc) under this table label"`
+	Bootstrap            int               `param:"bootstrap" default:"1000" min:"0" doc:"bootstrap resamples of identities for 95% intervals (0: none)"`
+	DreamBoothIdentities int               `param:"dreambooth_identities" default:"2" min:"1" doc:"identities per subject of the dreambooth row (one fine-tune each; at most identities_per_subject)"`
+	DreamBoothSteps      int               `param:"dreambooth_steps" default:"150" min:"1" doc:"fine-tuning steps per dreambooth identity (models/baselines.DefaultDreamBoothOptions has the rest)"`
+	CostTable            string            `param:"cost_table" doc:"when set, also report each generated method's cost under this table label: sec_per_image (measured in this run), batch (images generated together), needs_refs, needs_tuning"`
 
 	Batch     int `param:"batch" default:"24" min:"1" fingerprint:"-" doc:"images per sampler batch"`
 	ShardSize int `param:"shard_size" default:"48" min:"1" doc:"images per shard of the images output"`
@@ -96,6 +99,9 @@ func init() {
 				return err
 			}
 			if err := j.check(); err != nil {
+				return err
+			}
+			if err := checkBaselines(p); err != nil {
 				return err
 			}
 			_, err = loadPromptSet(p.PromptSet)
@@ -195,12 +201,16 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	var gen *generator
 	var genErr error
 	var once sync.Once // render itself runs one batch at a time
+	methods := newMethodRenderer(job.Seed)
+	methods.env.dreamSteps = p.DreamBoothSteps
+	defer methods.close()
+	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch}
 	out := job.Output("images")
 	shards := (len(items) + p.ShardSize - 1) / p.ShardSize
 	err = pipeline.MapShards(ctx, job, out, shards, func(ctx context.Context, shard int) ([]EvalImageRow, error) {
 		part := items[shard*p.ShardSize : min((shard+1)*p.ShardSize, len(items))]
 		rows := make([]EvalImageRow, len(part))
-		var todo []genItem
+		var todo []evalItem
 		var at []int
 		for k, it := range part {
 			rows[k] = it.EvalImageRow
@@ -214,19 +224,19 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 				}
 				continue
 			}
-			todo = append(todo, genItem{Prompt: it.Prompt, Codes: it.Codes, Seed: uint64(it.Seed)})
+			todo = append(todo, it)
 			at = append(at, k)
 		}
 		if len(todo) == 0 {
 			return rows, nil
 		}
 		once.Do(func() {
-			gen, genErr = newGenerator(job, p.Family, p.ModelDir, conceptWords(subjects), family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch})
+			gen, genErr = newGenerator(job, p.Family, p.ModelDir, conceptWords(subjects), opt)
 		})
 		if genErr != nil {
 			return nil, genErr
 		}
-		imgs, _, err := gen.render(todo)
+		imgs, err := methods.render(gen, opt, todo)
 		if err != nil {
 			return nil, err
 		}
@@ -268,6 +278,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	if err != nil {
 		return err
 	}
+	table = append(append(table, laterRows(rows, scores, p, job.Seed)...), methods.costRows(p)...)
 	for _, m := range table {
 		job.Log.Info("metric", "table", m.Table, "method", m.Method, "metric", m.Metric, "value", fmt.Sprintf("%.3f", m.Value),
 			"ci95", fmt.Sprintf("[%.3f, %.3f]", m.Lo, m.Hi))

@@ -32,6 +32,7 @@ type generateParams struct {
 	Batch          int      `param:"batch" default:"16" min:"1" fingerprint:"-" doc:"images per sampler batch"`
 	ShardSize      int      `param:"shard_size" default:"64" min:"1" doc:"images per shard"`
 	SheetBy        string   `param:"sheet_by" default:"codes" enum:"codes,prompts" doc:"contact sheet rows: one per code group, or one per code group and prompt"`
+	Method         string   `param:"method" doc:"a batch method of stages/baselines.go (storydiffusion, consistory): the prompts of one seed are generated together as one identity's story, a sheet row per seed (\"\": every image alone)"`
 }
 
 func init() {
@@ -50,6 +51,9 @@ func init() {
 		Check: func(p *generateParams) error {
 			if len(p.Prompts) == 0 && p.PromptFile == "" && p.PromptSet == "" {
 				return fmt.Errorf("no prompts: give prompts, prompt_file or prompt_set")
+			}
+			if err := checkGenerateMethod(p); err != nil {
+				return err
 			}
 			if len(p.Codes)%p.CodesPerPrompt != 0 {
 				return fmt.Errorf("%d codes cannot be grouped %d per prompt", len(p.Codes), p.CodesPerPrompt)
@@ -85,6 +89,9 @@ func runGenerate(ctx context.Context, job *pipeline.Job, p *generateParams) erro
 				prompts = append(prompts, pr.Text)
 			}
 		}
+	}
+	if p.Method != "" {
+		return generateWithMethod(ctx, job, p, prompts)
 	}
 	var groups [][]int64
 	if p.NoCode || len(p.Codes) == 0 {

@@ -114,6 +114,11 @@ func (gen *generator) conceptPositions(prompt string, enc text.Encoding, n int) 
 func (gen *generator) render(items []genItem) ([]image.Image, [][]string, error) {
 	gen.mu.Lock()
 	defer gen.mu.Unlock()
+	return gen.renderLocked(items)
+}
+
+// renderLocked is render for a caller that holds gen.mu.
+func (gen *generator) renderLocked(items []genItem) ([]image.Image, [][]string, error) {
 	reqs := make([]family.SampleRequest, len(items))
 	concepts := make([][]string, len(items))
 	positions := make([][]int, len(items))

@@ -123,7 +123,7 @@ func (g *Generator) build(ctx *context.Context) error {
 		xt := graph.Parameter(gr, "xt", shapes.Make(dtypes.Float32, 1, n[0], n[1], n[2]))
 		t := graph.Parameter(gr, "t", shapes.Make(dtypes.Int32, 1))
 		states, pooled := g.m.encode(ctx, g.m.embed(ctx, ids), eos)
-		g.m.denoise(ctx, xt, t, states, pooled)
+		g.m.denoise(ctx, xt, t, states, pooled, nil)
 	})
 }
 
@@ -391,7 +391,7 @@ func (g *Generator) Encode(ctx *context.Context, embeds []*graph.Node, eos *grap
 
 // Denoise predicts the noise ε̂ in xt [B, H, W, C] at timesteps t [B] (int32) under cond.
 func (g *Generator) Denoise(ctx *context.Context, xt, t *graph.Node, cond family.Cond) *graph.Node {
-	return g.m.denoise(root(ctx), xt, t, cond.States, cond.Pooled)
+	return g.m.denoise(root(ctx), xt, t, cond.States, cond.Pooled, nil)
 }
 
 // catch runs fn and turns a panic (GoMLX's way of failing while building graphs) into an error.

@@ -163,22 +163,55 @@ func (m model) layerNorm(ctx *context.Context, x *graph.Node) *graph.Node {
 
 // attention is multi-head attention of x [B, L, W] over kv [B, S, Dkv], output [B, L, W], with
 // separate q, k, v projections. With causal set, position i attends only to positions <= i.
-func (m model) attention(ctx *context.Context, x, kv *graph.Node, heads int, causal bool) *graph.Node {
+// attend, when not nil, takes the place of Attend on the projected heads (the denoiser's hook).
+func (m model) attention(ctx *context.Context, x, kv *graph.Node, heads int, causal bool, attend func(q, k, v *graph.Node) *graph.Node) *graph.Node {
 	dims := x.Shape().Dimensions
 	B, L, W := dims[0], dims[1], dims[2]
 	S, dh := kv.Shape().Dimensions[1], W/heads
 	q := graph.Reshape(m.dense(ctx.In("q"), x, W, false), B, L, heads, dh)
 	k := graph.Reshape(m.dense(ctx.In("k"), kv, W, false), B, S, heads, dh)
 	v := graph.Reshape(m.dense(ctx.In("v"), kv, W, false), B, S, heads, dh)
+	var o *graph.Node
+	switch {
+	case attend != nil:
+		o = attend(q, k, v)
+		if !o.Shape().Equal(q.Shape()) {
+			panic(fmt.Errorf("tiny attention hook: returned heads of shape %s, want %s", o.Shape(), q.Shape()))
+		}
+	case causal:
+		o = AttentionMix(AttentionProbs(q, k, causalMask(x.Graph(), L, S)), v)
+	default:
+		o = Attend(q, k, v, nil)
+	}
+	return m.dense(ctx.In("o"), graph.Reshape(o, B, L, W), W, false)
+}
+
+// AttentionProbs returns the attention probabilities softmax(q·kᵀ/√dh + bias) [B, H, L, S] of
+// queries q [B, L, H, dh] over keys k [B, S, H, dh]; bias (nil: none) is added to the scores and
+// must broadcast to [B, H, L, S] by rank (e.g. [B, 1, L, S] or [1, 1, L, S]). A bias of -1e9
+// removes a key.
+func AttentionProbs(q, k, bias *graph.Node) *graph.Node {
+	dh := q.Shape().Dimensions[3]
 	scores := graph.DotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, L, S]
 	scores = graph.MulScalar(scores, 1/math.Sqrt(float64(dh)))
-	if causal {
-		scores = graph.Add(scores, causalMask(x.Graph(), L, S))
+	if bias != nil {
+		scores = graph.Add(scores, bias)
 	}
-	attn := graph.Softmax(scores, -1)
-	o := graph.DotGeneral(attn, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, L, dh]
-	o = graph.Reshape(graph.TransposeAllAxes(o, 0, 2, 1, 3), B, L, W)
-	return m.dense(ctx.In("o"), o, W, false)
+	return graph.Softmax(scores, -1)
+}
+
+// AttentionMix returns the attention output p·v [B, L, H, dh] of probabilities p [B, H, L, S]
+// over values v [B, S, H, dh].
+func AttentionMix(p, v *graph.Node) *graph.Node {
+	o := graph.DotGeneral(p, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, L, dh]
+	return graph.TransposeAllAxes(o, 0, 2, 1, 3)
+}
+
+// Attend is scaled dot-product attention, AttentionMix(AttentionProbs(q, k, bias), v): the
+// [B, L, H, dh] output for q [B, L, H, dh] over k, v [B, S, H, dh]. It is exactly the
+// computation of the plain denoiser, so a Hook that returns Attend(q, k, v, nil) changes no bit.
+func Attend(q, k, v, bias *graph.Node) *graph.Node {
+	return AttentionMix(AttentionProbs(q, k, bias), v)
 }
 
 // causalMask is the [1, 1, L, S] additive mask: 0 where key j <= query i, -1e9 elsewhere.
@@ -241,7 +274,7 @@ func (m model) encode(ctx *context.Context, e, eos *graph.Node) (states, pooled 
 	for i := range m.cfg.TextDepth {
 		blk := c.Inf("block%d", i)
 		h := m.layerNorm(blk.In("ln1"), x)
-		x = graph.Add(x, m.attention(blk.In("attn"), h, h, m.cfg.TextHeads, true))
+		x = graph.Add(x, m.attention(blk.In("attn"), h, h, m.cfg.TextHeads, true, nil))
 		x = graph.Add(x, m.mlp(blk.In("mlp"), m.layerNorm(blk.In("ln2"), x)))
 	}
 	states = m.layerNorm(c.In("ln_final"), x)
@@ -275,8 +308,9 @@ func modulate(x, shift, scale *graph.Node) *graph.Node {
 }
 
 // denoise predicts ε̂ [B, H, W, C] from noisy latents xt [B, H, W, C] at timesteps t [B] (int32)
-// under text states [B, L, Dt] and pooled [B, Dt] (nil: no pooled conditioning).
-func (m model) denoise(ctx *context.Context, xt, t, states, pooled *graph.Node) *graph.Node {
+// under text states [B, L, Dt] and pooled [B, Dt] (nil: no pooled conditioning). hook (nil: none)
+// takes the place of each block's self- and cross-attention on the projected heads.
+func (m model) denoise(ctx *context.Context, xt, t, states, pooled *graph.Node, hook Hook) *graph.Node {
 	c := ctx.In("dit")
 	g := xt.Graph()
 	n, f := m.cfg.Tokens()
@@ -306,8 +340,14 @@ func (m model) denoise(ctx *context.Context, xt, t, states, pooled *graph.Node) 
 		blk := c.Inf("block%d", i)
 		mc := blk.In("mod")
 		h := modulate(normalize(x), mod(mc, "shift1"), mod(mc, "scale1"))
-		x = graph.Add(x, graph.Mul(mod(mc, "gate1"), m.attention(blk.In("self"), h, h, m.cfg.Heads, false)))
-		x = graph.Add(x, m.attention(blk.In("cross"), m.layerNorm(blk.In("ln_cross"), x), states, m.cfg.Heads, false))
+		var self, cross func(q, k, v *graph.Node) *graph.Node
+		if hook != nil {
+			layer := i
+			self = func(q, k, v *graph.Node) *graph.Node { return hook.SelfAttention(layer, q, k, v) }
+			cross = func(q, k, v *graph.Node) *graph.Node { return hook.CrossAttention(layer, q, k, v) }
+		}
+		x = graph.Add(x, graph.Mul(mod(mc, "gate1"), m.attention(blk.In("self"), h, h, m.cfg.Heads, false, self)))
+		x = graph.Add(x, m.attention(blk.In("cross"), m.layerNorm(blk.In("ln_cross"), x), states, m.cfg.Heads, false, cross))
 		h = modulate(normalize(x), mod(mc, "shift2"), mod(mc, "scale2"))
 		x = graph.Add(x, graph.Mul(mod(mc, "gate2"), m.mlp(blk.In("mlp"), h)))
 	}

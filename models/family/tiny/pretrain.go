@@ -375,7 +375,7 @@ func (tr trainer) step(ctx *mlctx.Context, in []*graph.Node) []*graph.Node {
 func (tr trainer) loss(ctx *mlctx.Context, in []*graph.Node) (loss, mse *graph.Node) {
 	xt, t, ids, eos, eps, wts, pos := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
 	states, pooled := tr.m.encode(ctx, tr.m.embed(ctx, ids), eos)
-	pred := tr.m.denoise(ctx, xt, t, states, pooled)
+	pred := tr.m.denoise(ctx, xt, t, states, pooled, nil)
 	sq := graph.Square(graph.Sub(pred, eps))
 	perSample := graph.ReduceMean(graph.Mul(sq, pos), 1, 2, 3) // [B]
 	return graph.ReduceAllMean(graph.Mul(perSample, wts)), graph.ReduceAllMean(graph.ReduceMean(sq, 1, 2, 3))
