@@ -137,6 +137,7 @@ func laterItems(method string, p *evaluateParams, bySubject map[string][]string,
 // sampling options, the run seed and the group samplers made so far (one per mechanism, so
 // their graphs compile once).
 type baselineEnv struct {
+	job      *pipeline.Job // the stage's job: its inputs (real images for methods that need references)
 	gen      *generator
 	opt      family.SampleOptions
 	seed     uint64
@@ -351,8 +352,8 @@ type methodRenderer struct {
 	imgs map[string]int
 }
 
-func newMethodRenderer(seed uint64) *methodRenderer {
-	return &methodRenderer{env: baselineEnv{seed: seed, samplers: map[string]*baselines.GroupSampler{}},
+func newMethodRenderer(job *pipeline.Job) *methodRenderer {
+	return &methodRenderer{env: baselineEnv{job: job, seed: job.Seed, samplers: map[string]*baselines.GroupSampler{}},
 		time: map[string]time.Duration{}, imgs: map[string]int{}}
 }
 
@@ -527,7 +528,7 @@ func generateWithMethod(ctx context.Context, job *pipeline.Job, p *generateParam
 		return err
 	}
 	defer gen.close()
-	r := newMethodRenderer(job.Seed)
+	r := newMethodRenderer(job)
 	defer r.close()
 	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, Eta: p.Eta, BatchSize: p.Batch}
 	out := job.Output("images")

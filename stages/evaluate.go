@@ -50,7 +50,8 @@ func init() {
 			"samples_per_identity times (other seeds; other prompts of its subject for free-form sets); " +
 			"the same protocol on real images grouped by true identity (dataset row) and on the plain " +
 			"generator (no_code row, grouped by prompt and identity slot). Scores Face Sim, Face Div, " +
-			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities.",
+			"CLIP-T and a DreamSim-style subject similarity, with bootstrap 95% intervals over identities. " +
+			"The paper's baselines are further methods (stages/baselines.go).",
 		Inputs: []pipeline.Port{
 			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
 			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
@@ -137,7 +138,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	var gen *generator
 	var genErr error
 	var once sync.Once // render itself runs one batch at a time
-	methods := newMethodRenderer(job.Seed)
+	methods := newMethodRenderer(job)
 	defer methods.close()
 	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch}
 	out := job.Output("images")
