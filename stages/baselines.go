@@ -157,6 +157,7 @@ func laterItems(method string, p *evaluateParams, bySubject map[string][]string,
 // sampling options, the run seed and the group samplers made so far (one per mechanism, so
 // their graphs compile once).
 type baselineEnv struct {
+	job      *pipeline.Job // the stage's job: its inputs (real images for methods that need references)
 	gen      *generator
 	opt      family.SampleOptions
 	seed     uint64
@@ -166,6 +167,7 @@ type baselineEnv struct {
 	onePrompt  map[bool]*baselines.OnePromptSampler // 1prompt1story's samplers by SameNoise
 	dreamSteps int                                  // dreambooth's fine-tuning steps
 	classPrior map[string][][]float32               // dreambooth's class-prior latents by class word
+	runs       map[int]*generator                   // cocoins_later's generators by sampler batch size
 }
 
 // tiny returns the stage's generator as the tiny family's, which has the attention hook.
@@ -204,6 +206,10 @@ func (e *baselineEnv) close() {
 		s.Close()
 	}
 	e.onePrompt = nil
+	for _, g := range e.runs {
+		g.sampler.Close()
+	}
+	e.runs = nil
 }
 
 // later is the first block of "the later half" of the generator's blocks.
@@ -291,30 +297,54 @@ func renderConsiStory(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	return e.sample("consistory", m, items, true)
 }
 
-// renderCocoinsLater renders the first run as the cocoins row does, then every image of the
-// later run alone.
+// renderCocoinsLater renders the first run as the cocoins row does (the same latents: a
+// request's latent does not depend on its batch), then every image of the later run alone,
+// through a sampler of batch 1 of its own.
 func renderCocoinsLater(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	half := len(items) / 2
 	var out []image.Image
-	for k, it := range items {
-		batch := []evalItem{it}
-		if k < half {
-			if k > 0 {
-				continue
-			}
-			batch = items[:half]
+	for k, batch := range [][]evalItem{items[:half], items[half:]} {
+		size := len(batch)
+		if k == 1 {
+			size = 1
 		}
-		var todo []genItem
-		for _, b := range batch {
-			todo = append(todo, genItem{Prompt: b.Prompt, Codes: b.Codes, Seed: uint64(b.Seed)})
-		}
-		imgs, _, err := e.gen.renderLocked(todo)
+		run, err := e.runSampler(size)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, imgs...)
+		for lo := 0; lo < len(batch); lo += size {
+			var todo []genItem
+			for _, b := range batch[lo : lo+size] {
+				todo = append(todo, genItem{Prompt: b.Prompt, Codes: b.Codes, Seed: uint64(b.Seed)})
+			}
+			imgs, _, err := run.renderLocked(todo)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, imgs...)
+		}
 	}
 	return out, nil
+}
+
+// runSampler returns the stage's generator with a sampler of the given batch size of its own
+// (made on first use, released by close).
+func (e *baselineEnv) runSampler(batch int) (*generator, error) {
+	if g, ok := e.runs[batch]; ok {
+		return g, nil
+	}
+	opt := e.opt
+	opt.BatchSize = batch
+	s, err := family.NewSampler(e.gen.g, opt)
+	if err != nil {
+		return nil, err
+	}
+	g := &generator{g: e.gen.g, tok: e.gen.tok, mapper: e.gen.mapper, concepts: e.gen.concepts, sampler: s}
+	if e.runs == nil {
+		e.runs = map[int]*generator{}
+	}
+	e.runs[batch] = g
+	return g, nil
 }
 
 // renderStoryLater writes the identity's bank with its first-run batch, then reads it for each
@@ -351,8 +381,8 @@ type methodRenderer struct {
 	imgs map[string]int
 }
 
-func newMethodRenderer(seed uint64) *methodRenderer {
-	return &methodRenderer{env: baselineEnv{seed: seed, samplers: map[string]*baselines.GroupSampler{}},
+func newMethodRenderer(job *pipeline.Job) *methodRenderer {
+	return &methodRenderer{env: baselineEnv{job: job, seed: job.Seed, samplers: map[string]*baselines.GroupSampler{}},
 		time: map[string]time.Duration{}, imgs: map[string]int{}}
 }
 
@@ -667,7 +697,7 @@ func generateWithMethod(ctx context.Context, job *pipeline.Job, p *generateParam
 		return err
 	}
 	defer gen.close()
-	r := newMethodRenderer(job.Seed)
+	r := newMethodRenderer(job)
 	defer r.close()
 	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, Eta: p.Eta, BatchSize: p.Batch}
 	out := job.Output("images")

@@ -58,7 +58,8 @@ func init() {
 			"generator (no_code row, grouped by prompt and identity slot), and other systems' images " +
 			"(external, grouped by their identities). Scores Face Sim, Face Div (images without a face " +
 			"counted in a no_face row and left out), CLIP-T and a DreamSim-style subject similarity with " +
-			"the judges face_judge, clip_judge and dreamsim_judge name, with bootstrap 95% intervals over identities.",
+			"the judges face_judge, clip_judge and dreamsim_judge name, with bootstrap 95% intervals over identities. " +
+			"The paper's baselines are further methods (stages/baselines.go).",
 		Inputs: []pipeline.Port{
 			{Name: "mapper", Doc: "train.mapper (for the cocoins row)", Optional: true},
 			{Name: "real", Doc: "ingest output (for the dataset row)", Optional: true},
@@ -201,7 +202,7 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	var gen *generator
 	var genErr error
 	var once sync.Once // render itself runs one batch at a time
-	methods := newMethodRenderer(job.Seed)
+	methods := newMethodRenderer(job)
 	methods.env.dreamSteps = p.DreamBoothSteps
 	defer methods.close()
 	opt := family.SampleOptions{Steps: p.Steps, Guidance: p.Guidance, BatchSize: p.Batch}

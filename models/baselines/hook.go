@@ -75,6 +75,15 @@ type Mechanism interface {
 	Start(l Layout, g Group) (Run, error)
 }
 
+// TextEditor is implemented by a Mechanism that changes a group's text conditioning before
+// the denoising starts (1Prompt1Story's reweighting of the text states, or states of a second
+// prompt appended for its cross-attention). It gets the encoded states [rows, S, D] and pooled
+// states [rows, P] of the group's rows and returns those to use; the number of states S may
+// change (Layout.Text is then the new S).
+type TextEditor interface {
+	EditText(l Layout, g Group, states, pooled *tensors.Tensor) (*tensors.Tensor, *tensors.Tensor, error)
+}
+
 // Run is the host side of one group's sampling.
 type Run interface {
 	// Step returns the extra inputs at step i (train timestep t), or plain = true to run the
@@ -172,6 +181,7 @@ func (s *GroupSampler) layout(n int) Layout {
 // outputs ε̂ and the mechanism's outputs.
 func (s *GroupSampler) hookGraph(ctx *context.Context, in []*graph.Node) []*graph.Node {
 	l := s.layout(in[0].Shape().Dimensions[0] / (s.mech.Copies() * s.branches()))
+	l.Text = in[2].Shape().Dimensions[1]
 	hook, outputs := s.mech.Hook(l, in[4:])
 	eps := s.g.DenoiseHooked(ctx, in[0], in[1], family.Cond{States: in[2], Pooled: in[3]}, hook)
 	return append([]*graph.Node{eps}, outputs()...)
@@ -228,11 +238,25 @@ func (s *GroupSampler) Sample(grp Group) ([][]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("baselines: text encoding: %w", err)
 	}
+	owned := cond // released at the end, with what an editor returns
 	defer func() {
-		for _, c := range cond {
+		for _, c := range owned {
 			c.FinalizeAll()
 		}
 	}()
+	if ed, ok := s.mech.(TextEditor); ok {
+		states, pooled, err := ed.EditText(l, grp, cond[0], cond[1])
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range []*tensors.Tensor{states, pooled} {
+			if t != cond[0] && t != cond[1] {
+				owned = append(owned, t)
+			}
+		}
+		cond = []*tensors.Tensor{states, pooled}
+		l.Text = states.Shape().Dimensions[1]
+	}
 	run, err := s.mech.Start(l, grp)
 	if err != nil {
 		return nil, err

@@ -166,3 +166,66 @@ func TestStoryWriteRead(t *testing.T) {
 		t.Errorf("a 6-step reader of a 4-step bank did not fail")
 	}
 }
+
+// textEdit is Plain with a TextEditor that appends a copy of the states (S doubles) or scales
+// them, and a hook that checks the layout's S against the states it sees.
+type textEdit struct {
+	Plain
+	double bool
+	scale  float32
+	sawS   *int
+}
+
+func (m textEdit) Hook(l Layout, _ []*graph.Node) (tiny.Hook, func() []*graph.Node) {
+	*m.sawS = l.Text
+	return tiny.PlainAttention{}, func() []*graph.Node { return nil }
+}
+
+func (m textEdit) Start(Layout, Group) (Run, error) { return hookedRun{}, nil }
+
+type hookedRun struct{}
+
+func (hookedRun) Step(int, int) ([]*tensors.Tensor, bool, error) { return nil, false, nil }
+func (hookedRun) Observe(int, []*tensors.Tensor) error           { return nil }
+
+func (m textEdit) EditText(l Layout, _ Group, states, pooled *tensors.Tensor) (*tensors.Tensor, *tensors.Tensor, error) {
+	v := tensors.MustCopyFlatData[float32](states)
+	d := states.Shape().Dimensions
+	if m.double { // each row's states, then the same again
+		per := d[1] * d[2]
+		var out []float32
+		for r := range d[0] {
+			out = append(out, v[r*per:(r+1)*per]...)
+			out = append(out, v[r*per:(r+1)*per]...)
+		}
+		return tensors.FromFlatDataAndDimensions(out, d[0], 2*d[1], d[2]), pooled, nil
+	}
+	for i := range v {
+		v[i] *= m.scale
+	}
+	return tensors.FromFlatDataAndDimensions(v, d...), pooled, nil
+}
+
+// TestTextEditor: an editor's states reach the denoiser: scaling by 1 keeps the plain latents,
+// by 0 changes them; appending a copy of every state doubles the hook's S and keeps the output
+// up to rounding (each key appears twice with the same score).
+func TestTextEditor(t *testing.T) {
+	g := smallTiny(t)
+	reqs := requests(g, 2, "a man at the beach", "a woman in the snow")
+	plain := groupSample(t, g, Plain{}, testOpt, Group{Requests: reqs})
+	var S int
+	if got := groupSample(t, g, textEdit{scale: 1, sawS: &S}, testOpt, Group{Requests: reqs}); maxDiff(got, plain) != 0 {
+		t.Errorf("scale 1: differs from plain by %g", maxDiff(got, plain))
+	}
+	if got := groupSample(t, g, textEdit{scale: 0, sawS: &S}, testOpt, Group{Requests: reqs}); maxDiff(got, plain) < 1e-4 {
+		t.Errorf("scale 0 changed the latents by %g only", maxDiff(got, plain))
+	}
+	single := S
+	got := groupSample(t, g, textEdit{double: true, sawS: &S}, testOpt, Group{Requests: reqs})
+	if S != 2*single {
+		t.Errorf("hook saw S = %d, want %d", S, 2*single)
+	}
+	if d := maxDiff(got, plain); d > 1e-4 {
+		t.Errorf("duplicated states: differs from plain by %g", d)
+	}
+}
