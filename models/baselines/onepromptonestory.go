@@ -380,9 +380,6 @@ func (h ipcaHook) CrossAttention(_ int, q, k, v *graph.Node) *graph.Node {
 	return tiny.Attend(q, k, v, h.bias)
 }
 
-// maskedOut is the score bias of a removed key (as tiny's causal mask).
-const maskedOut = -1e9
-
 // Story generates the frames of one story: identity is the identity prompt ("a man"), frames the
 // frames' contexts, seeds their noise streams (with SameNoise every frame takes seeds[0]). It
 // returns one latent per frame, or an error naming the bad prompt or the failing step.
@@ -470,20 +467,14 @@ func (s *OnePromptSampler) Story(identity string, frames []string, seeds []uint6
 				keep[r] = true
 			}
 		}
-		for r := range S {
-			if !keep[r] {
-				bias[i*2*S+S+r] = maskedOut
-			}
-		}
+		copy(bias[i*2*S+S:], maskBias(keep))
 	}
 	if guided {
 		for i := n; i < 2*n; i++ {
 			copy(cond[i*2*S*D:], row(n+1))
 			copy(cond[(i*2+1)*S*D:], row(n+1))
 			copy(pooled[i*P:], pooledAll[(n+1)*P:(n+2)*P])
-			for r := range S {
-				bias[i*2*S+S+r] = maskedOut
-			}
+			copy(bias[i*2*S+S:], maskBias(make([]bool, S)))
 		}
 	}
 	condT := tensors.FromFlatDataAndDimensions(cond, rows, 2*S, D)

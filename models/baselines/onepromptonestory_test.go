@@ -329,7 +329,7 @@ func TestIPCAHookMasksReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	const L, S, H, dh = 3, 2, 2, 4 // queries, states per half, heads, head width
 	q, k, v := randomLatent(r, L*H*dh, 1), randomLatent(r, 2*S*H*dh, 1), randomLatent(r, 2*S*H*dh, 1)
-	bias := []float32{0, 0, 0, maskedOut} // keep the states and reference row 0
+	bias := maskBias([]bool{true, true, true, false}) // keep the states and reference row 0
 	b, err := engine.Backend()
 	if err != nil {
 		t.Fatal(err)
