@@ -160,6 +160,7 @@ type baselineEnv struct {
 	seed     uint64
 	samplers map[string]*baselines.GroupSampler
 	bank     *baselines.StoryBank // storydiffusion_later's identity tokens
+	runs     map[int]*generator   // cocoins_later's generators by sampler batch size
 
 	onePrompt  map[bool]*baselines.OnePromptSampler // 1prompt1story's samplers by SameNoise
 	dreamSteps int                                  // dreambooth's fine-tuning steps
@@ -197,7 +198,10 @@ func (e *baselineEnv) close() {
 	for _, s := range e.samplers {
 		s.Close()
 	}
-	e.samplers = map[string]*baselines.GroupSampler{}
+	for _, g := range e.runs {
+		g.sampler.Close()
+	}
+	e.samplers, e.runs = map[string]*baselines.GroupSampler{}, nil
 	for _, s := range e.onePrompt {
 		s.Close()
 	}
@@ -289,30 +293,54 @@ func renderConsiStory(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	return e.sample("consistory", m, items, true)
 }
 
-// renderCocoinsLater renders the first run as the cocoins row does, then every image of the
-// later run alone.
+// renderCocoinsLater renders the first run as the cocoins row does (the same latents: a
+// request's latent does not depend on its batch), then every image of the later run alone,
+// through a sampler of batch 1 of its own.
 func renderCocoinsLater(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	half := len(items) / 2
 	var out []image.Image
-	for k, it := range items {
-		batch := []evalItem{it}
-		if k < half {
-			if k > 0 {
-				continue
-			}
-			batch = items[:half]
+	for k, batch := range [][]evalItem{items[:half], items[half:]} {
+		size := len(batch)
+		if k == 1 {
+			size = 1
 		}
-		var todo []genItem
-		for _, b := range batch {
-			todo = append(todo, genItem{Prompt: b.Prompt, Codes: b.Codes, Seed: uint64(b.Seed)})
-		}
-		imgs, _, err := e.gen.renderLocked(todo)
+		run, err := e.runSampler(size)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, imgs...)
+		for lo := 0; lo < len(batch); lo += size {
+			var todo []genItem
+			for _, b := range batch[lo : lo+size] {
+				todo = append(todo, genItem{Prompt: b.Prompt, Codes: b.Codes, Seed: uint64(b.Seed)})
+			}
+			imgs, _, err := run.renderLocked(todo)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, imgs...)
+		}
 	}
 	return out, nil
+}
+
+// runSampler returns the stage's generator with a sampler of the given batch size of its own
+// (made on first use, released by close).
+func (e *baselineEnv) runSampler(batch int) (*generator, error) {
+	if g, ok := e.runs[batch]; ok {
+		return g, nil
+	}
+	opt := e.opt
+	opt.BatchSize = batch
+	s, err := family.NewSampler(e.gen.g, opt)
+	if err != nil {
+		return nil, err
+	}
+	g := &generator{g: e.gen.g, tok: e.gen.tok, mapper: e.gen.mapper, concepts: e.gen.concepts, sampler: s}
+	if e.runs == nil {
+		e.runs = map[int]*generator{}
+	}
+	e.runs[batch] = g
+	return g, nil
 }
 
 // renderStoryLater writes the identity's bank with its first-run batch, then reads it for each
