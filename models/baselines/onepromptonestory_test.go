@@ -7,9 +7,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
 	"github.com/cocoflow/cocoflow/models/family"
 	"github.com/cocoflow/cocoflow/models/family/tiny"
 	"github.com/cocoflow/cocoflow/models/judges/tinyface"
+	"github.com/cocoflow/cocoflow/models/runtime/engine"
 )
 
 // orthonormal returns k orthonormal vectors of length n (Gram-Schmidt of random ones).
@@ -316,5 +320,39 @@ func TestStoryOf(t *testing.T) {
 	}
 	if _, _, err := StoryOf([]string{"a woman at the beach"}, "man"); err == nil {
 		t.Error("a prompt without the subject was accepted")
+	}
+}
+
+// TestIPCAHookMasksReference: the cross-attention over the states and the reference states with
+// the mask bias is attention over the states and the unmasked reference rows alone.
+func TestIPCAHookMasksReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const L, S, H, dh = 3, 2, 2, 4 // queries, states per half, heads, head width
+	q, k, v := randomLatent(r, L*H*dh, 1), randomLatent(r, 2*S*H*dh, 1), randomLatent(r, 2*S*H*dh, 1)
+	bias := maskBias([]bool{true, true, true, false}) // keep the states and reference row 0
+	b, err := engine.Backend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := graph.NewExec(b, func(q, k, v, bias *graph.Node) []*graph.Node {
+		hooked := ipcaHook{bias: bias}.CrossAttention(0, q, k, v)
+		kept := graph.Slice(k, graph.AxisRange(), graph.AxisRange(0, S+1))
+		return []*graph.Node{hooked, tiny.Attend(q, kept, graph.Slice(v, graph.AxisRange(), graph.AxisRange(0, S+1)), nil), tiny.Attend(q, k, v, nil)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	out, err := exec.Exec(tensors.FromFlatDataAndDimensions(q, 1, L, H, dh), tensors.FromFlatDataAndDimensions(k, 1, 2*S, H, dh),
+		tensors.FromFlatDataAndDimensions(v, 1, 2*S, H, dh), tensors.FromFlatDataAndDimensions(bias, 1, 1, 1, 2*S))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := func(i int) []float32 { return tensors.MustCopyFlatData[float32](out[i]) }
+	if d := maxAbsDiff(flat(0), flat(1)); d > 1e-6 {
+		t.Errorf("masked IPCA differs from attention over the kept keys by %g", d)
+	}
+	if d := maxAbsDiff(flat(0), flat(2)); d < 1e-4 {
+		t.Errorf("the mask changed nothing (%g)", d)
 	}
 }
