@@ -611,15 +611,15 @@ func referenceItems(b baselineMethod, method string, p *evaluateParams, bySubjec
 		items = generatedItems(method, p, bySubject, subjects)
 	}
 	for i := range items {
-		items[i].real = bySlot[fmt.Sprintf("%s/%d", items[i].Group, items[i].Sample)]
-		if items[i].real == nil {
+		items[i].ref = bySlot[fmt.Sprintf("%s/%d", items[i].Group, items[i].Sample)]
+		if items[i].ref == nil {
 			return nil, fmt.Errorf("%s %s sample %d: no reference image", method, items[i].Group, items[i].Sample)
 		}
 	}
 	return items, nil
 }
 
-// renderDreamBooth fine-tunes the generator on the identity's reference images (the items' real
+// renderDreamBooth fine-tunes the generator on the identity's reference images (the items' ref
 // images) and samples the items' prompts with the token before the subject word.
 func renderDreamBooth(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	opt := baselines.DefaultDreamBoothOptions()
@@ -641,7 +641,7 @@ func renderDreamBooth(e *baselineEnv, items []evalItem) ([]image.Image, error) {
 	}
 	var refs []image.Image
 	for _, it := range items {
-		img, err := imageio.Decode(it.real)
+		img, err := imageio.Decode(it.ref)
 		if err != nil {
 			return nil, fmt.Errorf("reference image of %s sample %d: %w", it.Group, it.Sample, err)
 		}

@@ -263,7 +263,7 @@ func TestReferenceItems(t *testing.T) {
 		t.Fatalf("%d items, %d dataset items", len(items), len(refs))
 	}
 	for i := range items {
-		if !bytes.Equal(items[i].real, refs[i].real) || items[i].Subject != refs[i].Subject {
+		if !bytes.Equal(items[i].ref, refs[i].real) || items[i].Subject != refs[i].Subject {
 			t.Errorf("item %d (%s sample %d) carries another reference than %s sample %d", i, items[i].Group, items[i].Sample, refs[i].Group, refs[i].Sample)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -117,6 +118,7 @@ type evalItem struct {
 	EvalImageRow
 	real   []byte // dataset and external images: the encoded image to re-encode as PNG
 	source string // where real comes from, for messages
+	ref    []byte // a method that tunes on references (dreambooth): the reference image; it still generates
 }
 
 // evalMethod is one row kind of methods: how it lays out its images, and whether it needs the
@@ -283,7 +285,9 @@ func runEvaluate(ctx context.Context, job *pipeline.Job, p *evaluateParams) erro
 	for _, m := range table {
 		job.Log.Info("metric", "table", m.Table, "method", m.Method, "metric", m.Metric, "value", fmt.Sprintf("%.3f", m.Value),
 			"ci95", fmt.Sprintf("[%.3f, %.3f]", m.Lo, m.Hi))
-		job.Record(m.Method+"."+m.Metric, m.Value)
+		if !math.IsNaN(m.Value) { // a cost measured in no shard (all reused) is NaN, which JSON cannot hold
+			job.Record(m.Method+"."+m.Metric, m.Value)
+		}
 	}
 	return pipeline.WriteRows(job, job.Output("metrics"), table, 0)
 }
