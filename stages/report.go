@@ -46,7 +46,8 @@ func init() {
 }
 
 // knownMetrics are the paper's columns, in its order, with their titles, then evaluate's count
-// of images without a face; optional ones are columns only when present.
+// of images without a face and the baselines' later-run and cost measures; optional ones are
+// columns only when present, and the paper's three only in a table that has one of them.
 var knownMetrics = []struct {
 	name, title string
 	optional    bool
@@ -56,7 +57,15 @@ var knownMetrics = []struct {
 	{"clip_t", "CLIP-T ↑", false},
 	{"dreamsim", "DreamSim ↑", true},
 	{"no_face", "No face", true},
+	{"face_sim_runs", "Face Sim. between runs ↑", true},
+	{"sec_per_image", "s / image", true},
+	{"batch", "Batch", true},
+	{"needs_refs", "Needs references", true},
+	{"needs_tuning", "Needs tuning", true},
 }
+
+// yesNo are the measures that are 1 or 0 for yes or no.
+var yesNo = []string{"needs_refs", "needs_tuning"}
 
 // tableCaptions say which table of the paper a table label mirrors.
 var tableCaptions = map[string]string{
@@ -234,9 +243,10 @@ func collectTables(job *pipeline.Job, inputs []*pipeline.Dataset) ([]*reportTabl
 // columnOrder puts the paper's metrics first (face_sim, face_div, clip_t always; dreamsim and
 // no_face when present), then the others as they appeared.
 func columnOrder(present []string) []string {
+	paper := slices.ContainsFunc(present, func(m string) bool { return m == "face_sim" || m == "face_div" || m == "clip_t" })
 	var cols []string
 	for _, k := range knownMetrics {
-		if !k.optional || slices.Contains(present, k.name) {
+		if !k.optional && paper || slices.Contains(present, k.name) {
 			cols = append(cols, k.name)
 		}
 	}
@@ -327,6 +337,10 @@ func (t *reportTable) markdown() string {
 			ids, imgs = max(ids, r.Identities), max(imgs, r.Images)
 			if metric == "no_face" {
 				fmt.Fprintf(&b, " %d of %d |", int64(r.Value), r.Images)
+				continue
+			}
+			if slices.Contains(yesNo, metric) {
+				b.WriteString(map[bool]string{true: " yes |", false: " no |"}[r.Value != 0])
 				continue
 			}
 			b.WriteString(" " + formatInterval(r) + " |")

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -287,5 +288,27 @@ func TestReportHelpers(t *testing.T) {
 	}
 	if got := fileSafe("pos+neg/v2 x"); got != "pos_neg_v2_x" {
 		t.Errorf("fileSafe = %q", got)
+	}
+}
+
+// A table without the paper's measures (the baselines' cost table) has only its own columns,
+// titled, with yes/no for the 1-or-0 ones; a paper table keeps the paper's three.
+func TestReportCostTableColumns(t *testing.T) {
+	if got := columnOrder([]string{"needs_tuning", "sec_per_image"}); !slices.Equal(got, []string{"sec_per_image", "needs_tuning"}) {
+		t.Errorf("cost columns %v", got)
+	}
+	if got := columnOrder([]string{"clip_t", "class_acc"}); !slices.Equal(got, []string{"face_sim", "face_div", "clip_t", "class_acc"}) {
+		t.Errorf("paper columns %v", got)
+	}
+	tab := &reportTable{name: "cost", methods: []string{"dreambooth"}, metrics: []string{"sec_per_image", "needs_tuning"},
+		cells: map[string]map[string]MetricRow{"dreambooth": {
+			"sec_per_image": {Value: 36.5, Lo: nan, Hi: nan, Images: 8},
+			"needs_tuning":  {Value: 1, Lo: nan, Hi: nan, Images: 8},
+		}}}
+	md := tab.markdown()
+	for _, want := range []string{"| s / image | Needs tuning |", "| dreambooth | 36.500 | yes |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
 	}
 }
