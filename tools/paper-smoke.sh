@@ -41,13 +41,12 @@ bin/paper-smoke celeba -out "$work/data/celeba" -identities 4 -images 3
 export COCOFLOW_DATA=$work/data
 
 # 2. One model root of symlinks to the committed fixtures: the folder names the paper configs
-#    use under ${COCOFLOW_MODELS}, each linked when its fixture exists in this checkout.
+#    use under ${COCOFLOW_MODELS}.
 export COCOFLOW_MODELS=$work/models
 mkdir -p "$COCOFLOW_MODELS"
 while read -r name fixture; do
-  if [ -e "$fixture" ]; then
-    ln -s "$repo/$fixture" "$COCOFLOW_MODELS/$name"
-  fi
+  [ -e "$fixture" ] || { say "fixture $fixture is missing from this checkout"; exit 1; }
+  ln -s "$repo/$fixture" "$COCOFLOW_MODELS/$name"
 done <<'EOF'
 sdxl models/family/sdxl/testdata/tiny-sdxl
 buffalo_l models/judges/insightface/testdata/buffalo_l
@@ -70,28 +69,17 @@ llava_url=$(cat "$work/llava.url")
 prep=experiments/paper/prep.yaml
 train=experiments/paper/train.yaml
 eval=experiments/paper/eval.yaml
-if [ ! -f "$eval" ]; then
-  eval=tools/paper-smoke/eval-tiny-judges.yaml
-  say "experiments/paper/eval.yaml does not exist yet: evaluating with $eval (the tiny judges)"
-fi
 prep_set=(--set "caption.base_url=$llava_url" --set ingest.shard_size=4)
-# Masks: prep.yaml's landmarks, or Grounded SAM 2 on its fixtures (the paper's masks) when this
-# checkout has them and the mask stage knows their thresholds. PAPER_SMOKE_MASK=landmarks or
-# grounded-sam2 chooses; auto (the default) takes grounded-sam2 when it can run.
-mask=${PAPER_SMOKE_MASK:-auto}
-if [ "$mask" = auto ]; then
-  mask=landmarks
-  if [ -e "$COCOFLOW_MODELS/grounding-dino" ] && [ -e "$COCOFLOW_MODELS/sam2" ] && $cf stages mask | grep -q box_threshold; then
-    mask=grounded-sam2
-  fi
-fi
+# Masks: Grounded SAM 2 on its fixtures (the paper's masks; the default), or prep.yaml's
+# landmarks as written (PAPER_SMOKE_MASK=landmarks).
+mask=${PAPER_SMOKE_MASK:-grounded-sam2}
 case "$mask" in
   landmarks) ;;
   grounded-sam2)
     # Random weights score every box alike: threshold 0 keeps the best one.
     prep_set+=(--set mask.backend=grounded-sam2 --set 'mask.grounding_model=${COCOFLOW_MODELS}/grounding-dino'
       --set 'mask.sam_model=${COCOFLOW_MODELS}/sam2' --set mask.box_threshold=0) ;;
-  *) say "PAPER_SMOKE_MASK: want auto, landmarks or grounded-sam2, got $mask"; exit 2 ;;
+  *) say "PAPER_SMOKE_MASK: want landmarks or grounded-sam2, got $mask"; exit 2 ;;
 esac
 say "masks: $mask"
 train_set=(--set train.steps=2 --set train.batch=1 --set train.width=16 --set train.code_dim=8
@@ -132,9 +120,6 @@ fi
 
 # 7. The report: the disclaimer, every model file used with its digest, the tables.
 models=(-models "\${COCOFLOW_MODELS}=$COCOFLOW_MODELS")
-if [ "$eval" = tools/paper-smoke/eval-tiny-judges.yaml ]; then
-  models+=(-models models/judges/tinyface/weights -models models/judges/tinyclip/weights)
-fi
 notes=(-note "configs: $prep, $train, $eval (overrides in each run's _run.json args)" -note "masks: $mask"
   -note "captions: the fake LLaVA server at $llava_url (tools/paper-smoke fake-llava)")
 $shards && notes+=(-note "sharding: prep as 3 slices + the final run gave the same $n shards, byte for byte, as one machine")
