@@ -122,7 +122,7 @@ func deadPID(t *testing.T) int {
 	t.Helper()
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
-		t.Skipf("cannot start a process: %v", err)
+		t.Fatalf("cannot start a process to get a dead pid: %v", err)
 	}
 	return cmd.Process.Pid
 }
