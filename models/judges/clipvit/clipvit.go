@@ -284,20 +284,12 @@ func (m *Model) check(imageSize int) error {
 		return bad(m.vision, "no input pixel_values float32 [batch, 3, height, width]", want)
 	}
 	h, w := px.Shape[2], px.Shape[3]
-	switch {
-	case h >= 0 && w >= 0 && h != w:
+	if h >= 0 && w >= 0 && h != w {
 		return bad(m.vision, fmt.Sprintf("pixel_values is %dx%d, want a square input", h, w), want)
-	case h >= 0:
-		m.size = int(h)
-	case w >= 0:
-		m.size = int(w)
-	case imageSize > 0:
-		m.size = imageSize
-	default:
-		m.size = DefaultImageSize
 	}
-	if imageSize > 0 && imageSize != m.size {
-		return fmt.Errorf("%s judge: option image_size %d, but %s takes %dx%d images", Kind, imageSize, m.vision.Path(), m.size, m.size)
+	var err error
+	if m.size, err = onnxjudge.SquareSize(Kind, m.vision.Path(), h, w, imageSize, DefaultImageSize); err != nil {
+		return err
 	}
 	vOut, ok := infos(m.vision.Outputs())["image_embeds"]
 	if !ok || vOut.DType != "float32" || len(vOut.Shape) != 2 {

@@ -144,20 +144,12 @@ func (m *Model) check(imageSize int) error {
 	}
 	m.input = in.Name
 	h, w := in.Shape[2], in.Shape[3]
-	switch {
-	case h >= 0 && w >= 0 && h != w:
+	if h >= 0 && w >= 0 && h != w {
 		return bad(fmt.Sprintf("input %s is %dx%d, want square", in.Name, h, w))
-	case h >= 0:
-		m.size = int(h)
-	case w >= 0:
-		m.size = int(w)
-	case imageSize > 0:
-		m.size = imageSize
-	default:
-		m.size = DefaultImageSize
 	}
-	if imageSize > 0 && imageSize != m.size {
-		return fmt.Errorf("%s judge: option image_size %d, but %s takes %dx%d images", Kind, imageSize, m.sess.Path(), m.size, m.size)
+	var err error
+	if m.size, err = onnxjudge.SquareSize(Kind, m.sess.Path(), h, w, imageSize, DefaultImageSize); err != nil {
+		return err
 	}
 	outs := m.sess.Outputs()
 	var emb []ort.TensorInfo

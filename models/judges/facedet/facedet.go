@@ -12,10 +12,7 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"sync/atomic"
 	"time"
-
-	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
 
 // Face is one detected face in the pixel coordinates of the image it was found in.
@@ -161,18 +158,3 @@ func Select(faces []Face, w, h int, sel Selection) int {
 	}
 	return best
 }
-
-// RunTimer adds up the time spent in ONNX Runtime sessions' Run, so that a benchmark can set a
-// chain's time inside ONNX Runtime against its wall time. Safe for concurrent use.
-type RunTimer struct{ ns atomic.Int64 }
-
-// Run calls s.Run(in) and adds its duration.
-func (t *RunTimer) Run(s *ort.Session, in map[string]ort.Tensor) (map[string]ort.Tensor, error) {
-	start := time.Now()
-	out, err := s.Run(in)
-	t.ns.Add(int64(time.Since(start)))
-	return out, err
-}
-
-// Total is the time spent in Run so far.
-func (t *RunTimer) Total() time.Duration { return time.Duration(t.ns.Load()) }

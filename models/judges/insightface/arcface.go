@@ -2,10 +2,12 @@ package insightface
 
 import (
 	"fmt"
-	"math"
+	"slices"
 	"strings"
 
 	"github.com/cocoflow/cocoflow/models/judges/facedet"
+	"github.com/cocoflow/cocoflow/models/judges/onnxjudge"
+	"github.com/cocoflow/cocoflow/models/metrics"
 	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
@@ -20,7 +22,7 @@ type ArcFace struct {
 	batch       int64 // the export's batch dimension: -1 dynamic, else fixed
 	dim         int
 	mean, scale float32
-	runs        facedet.RunTimer
+	runs        onnxjudge.Timer
 }
 
 // OpenArcFace loads an ArcFace export and checks its signature: one float32 input [N,3,S,S]
@@ -115,27 +117,10 @@ func (a *ArcFace) Embed(crops []*facedet.RGB) ([][]float32, error) {
 			return nil, fmt.Errorf("arcface %s: output %s has %d values for %d crops, want %d", a.sess.Path(), a.output, len(feat), per, per*a.dim)
 		}
 		for i := range n {
-			embs = append(embs, normalize(feat[i*a.dim:(i+1)*a.dim]))
+			embs = append(embs, metrics.Unit(slices.Clone(feat[i*a.dim:(i+1)*a.dim]))) // insightface's normed_embedding
 		}
 	}
 	return embs, nil
-}
-
-// normalize returns a copy of v scaled to unit L2 norm (insightface's normed_embedding).
-func normalize(v []float32) []float32 {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	out := make([]float32, len(v))
-	if ss == 0 {
-		return out
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
-	}
-	return out
 }
 
 // Close releases the session.

@@ -228,7 +228,7 @@ func (j *Judge) Align(img *facedet.RGB) (crop *facedet.RGB, ok bool, err error) 
 // RunTime is the time spent inside ONNX Runtime sessions' Run (the detector's and ArcFace's)
 // since the judge opened: what the face chain's benchmark sets against its wall time.
 func (j *Judge) RunTime() time.Duration {
-	return j.det.RunTime() + j.rec.runs.Total()
+	return j.det.RunTime() + j.rec.runs.Spent()
 }
 
 // Close releases both models.
@@ -237,7 +237,7 @@ func (j *Judge) Close() error {
 }
 
 // RunTime is the time the detector spent in its session's Run.
-func (d *SCRFD) RunTime() time.Duration { return d.runs.Total() }
+func (d *SCRFD) RunTime() time.Duration { return d.runs.Spent() }
 
 // Digest is the SHA-256, in hex, of the detector and recognition files a spec names (each
 // file's name and the SHA-256 of its contents) and of the options that change what the judge

@@ -16,6 +16,7 @@ import (
 	"github.com/cocoflow/cocoflow/datasets/synthfaces"
 	"github.com/cocoflow/cocoflow/models/judges"
 	"github.com/cocoflow/cocoflow/models/judges/facedet"
+	"github.com/cocoflow/cocoflow/models/metrics"
 	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
@@ -388,7 +389,7 @@ func TestArcFaceFixtureMatchesTorch(t *testing.T) {
 	}
 	want := ref.Rec.Output.floats(t)
 	for i, e := range embs {
-		if diff := maxDiff(e, normalize(want[i*512:(i+1)*512])); diff > 1e-5 {
+		if diff := maxDiff(e, metrics.Unit(slices.Clone(want[i*512:(i+1)*512]))); diff > 1e-5 {
 			t.Errorf("crop %d: embedding differs from torch's normalised output by %g", i, diff)
 		}
 		var n float64

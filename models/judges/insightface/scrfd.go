@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cocoflow/cocoflow/models/judges/facedet"
+	"github.com/cocoflow/cocoflow/models/judges/onnxjudge"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
 
@@ -35,7 +36,7 @@ type SCRFD struct {
 	w, h      int
 	Threshold float32
 	NMS       float32
-	runs      facedet.RunTimer
+	runs      onnxjudge.Timer
 }
 
 // OpenSCRFD loads an SCRFD export and checks its signature: one float32 input [1,3,H,W]

@@ -87,6 +87,26 @@ func (o Options) BatchOr() int {
 	return DefaultBatch
 }
 
+// SquareSize is the side of a model's square image input of height h and width w (-1 where an
+// axis is dynamic, and the caller has checked that fixed axes agree): the fixed side, else the
+// image_size option, else def. An image_size that contradicts a fixed side is an error naming
+// the model.
+func SquareSize(kind, model string, h, w int64, imageSize, def int) (int, error) {
+	size := def
+	switch {
+	case h >= 0:
+		size = int(h)
+	case w >= 0:
+		size = int(w)
+	case imageSize > 0:
+		size = imageSize
+	}
+	if imageSize > 0 && imageSize != size {
+		return 0, fmt.Errorf("%s judge: option image_size %d, but %s takes %dx%d images", kind, imageSize, model, size, size)
+	}
+	return size, nil
+}
+
 // Timer runs sessions and adds up the time spent inside ONNX Runtime. The zero value is ready.
 type Timer struct{ nanos atomic.Int64 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cocoflow/cocoflow/models/judges/facedet"
+	"github.com/cocoflow/cocoflow/models/judges/onnxjudge"
 	"github.com/cocoflow/cocoflow/models/runtime/onnxgraph"
 	"github.com/cocoflow/cocoflow/models/runtime/ort"
 )
@@ -85,7 +86,7 @@ type Detector struct {
 	priors        []Prior // nil when the export decodes its boxes itself
 	Threshold     float32
 	IoU           float32
-	runs          facedet.RunTimer
+	runs          onnxjudge.Timer
 }
 
 // Open loads an UltraFace export and checks its signature: one float32 input [1,3,H,W] of fixed
@@ -215,7 +216,7 @@ func (d *Detector) Detect(img *facedet.RGB) ([]facedet.Face, error) {
 }
 
 // RunTime is the time spent in the session's Run.
-func (d *Detector) RunTime() time.Duration { return d.runs.Total() }
+func (d *Detector) RunTime() time.Duration { return d.runs.Spent() }
 
 // Close releases the session.
 func (d *Detector) Close() error { return d.sess.Close() }
