@@ -89,28 +89,32 @@ type captionTokens struct {
 	conceptPos int
 }
 
+// skippedLatents counts the latent rows generatorData leaves out: images without a caption,
+// and images without a latent (their mask row had an error).
+type skippedLatents struct{ withoutCaption, withoutLatent int }
+
 // generatorData joins latents with their usable captions: the training set (images outside the
 // held-out split, with their latent-resolution subject masks when masks is set) and the
 // held-out latents. Errors name the dataset, row and image.
-func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Dataset, tokens *pipeline.Dataset, cfg tiny.Config, masks bool) (tiny.Data, []heldLatent, int, error) {
+func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Dataset, tokens *pipeline.Dataset, cfg tiny.Config, masks bool) (tiny.Data, []heldLatent, skippedLatents, error) {
 	tok, err := tiny.Tokenizer()
 	if err != nil {
-		return tiny.Data{}, nil, 0, err
+		return tiny.Data{}, nil, skippedLatents{}, err
 	}
 	captions, err := generatorCaptions(in, tokens, tok, cfg)
 	if err != nil {
-		return tiny.Data{}, nil, 0, err
+		return tiny.Data{}, nil, skippedLatents{}, err
 	}
 	var data tiny.Data
 	var held []heldLatent
-	skipped := 0
+	var skipped skippedLatents
 	err = eachRow(latents, func(where string, r LatentRow) error {
 		where = fmt.Sprintf("%s (image %s)", where, r.ID)
 		if _, ok := in.split[r.ID]; !ok {
 			return fmt.Errorf("%s: no such image in %s (inputs from different preps?)", where, in.images.Dir)
 		}
 		if r.Error != "" { // no subject mask, hence no latent
-			skipped++
+			skipped.withoutLatent++
 			return nil
 		}
 		if !equalInts(r.Shape, cfg.LatentShape) || len(r.Latent) != cfg.LatentSize() {
@@ -120,7 +124,7 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 		caps := captions[r.ID]
 		switch {
 		case len(caps) == 0:
-			skipped++
+			skipped.withoutCaption++
 		case in.held(p, r.ID):
 			held = append(held, heldLatent{latent: r.Latent, captionTokens: caps[0]})
 		default:
@@ -142,10 +146,10 @@ func generatorData(in *pretrainInputs, p *pretrainParams, latents *pipeline.Data
 		return nil
 	})
 	if err != nil {
-		return tiny.Data{}, nil, 0, err
+		return tiny.Data{}, nil, skippedLatents{}, err
 	}
 	if len(data.Latents) == 0 {
-		return tiny.Data{}, nil, 0, fmt.Errorf("%s: no captioned latent outside split %q to train on", latents.Dir, p.EvalSplit)
+		return tiny.Data{}, nil, skippedLatents{}, fmt.Errorf("%s: no captioned latent outside split %q to train on", latents.Dir, p.EvalSplit)
 	}
 	return data, held, skipped, nil
 }
@@ -205,7 +209,8 @@ func pretrainGeneratorModel(ctx context.Context, job *pipeline.Job, p *pretrainP
 	if err != nil {
 		return PretrainedModelRow{}, nil, err
 	}
-	job.Record("generator_data", map[string]int{"train": len(data.Latents), "held_out": len(held), "without_caption": skipped})
+	job.Record("generator_data", map[string]int{"train": len(data.Latents), "held_out": len(held),
+		"without_caption": skipped.withoutCaption, "without_latent": skipped.withoutLatent})
 	return pretrainModel(job, p, modelSpec[*tiny.Generator]{
 		name: pretrainGenerator, metric: "eps_mse", steps: opt.Steps, settings: settings, ports: []string{"images", "latents", "tokens"},
 		load: tiny.Load, config: func(g *tiny.Generator) any { return g.Config() },
